@@ -1,0 +1,233 @@
+"""One audit, start to finish: items -> orderings -> prompts -> scheduler -> detector -> report.
+
+This module orchestrates; it neither prints nor exits (the CLI does). Progress is reported through
+a callback so the CLI can draw a bar.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from auditor import __version__
+from auditor.cache import ScoreCache, cache_key, get_probe, put_probe
+from auditor.detector import ItemFailure, ItemVerdict, judge_item, span_score
+from auditor.errors import AuditorError, UsageError
+from auditor.items import Item, LoadResult, load_items
+from auditor.orderings import Ordering, Rendered, Template, load_template, orderings_for
+from auditor.probe import ProbeResult, probe
+from auditor.report import Report, build_report
+from auditor.retry import RetryPolicy
+from auditor.scheduler import PromptResult, PromptTask, RunStats, Scheduler
+from providers.base import provider_class
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    base_url: str
+    model: str = ""
+    provider: str = "openai-completions"
+    api_key_env: str | None = None
+    timeout: float = 120.0
+    insecure: bool = False
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    endpoint: EndpointConfig
+    dataset: Path
+    out: Path
+    cache_path: Path
+    limit: int | None = None
+    template: str = "paper"
+    max_orderings: int = 120
+    seed: int = 0
+    batch_size: int = 24
+    concurrency: int = 8
+    skip_invalid: bool = False
+    attempts: int = 6
+
+
+@dataclass
+class Plan:
+    load: LoadResult
+    items: list[Item]
+    template: Template
+    orderings: list[list[Ordering]]
+    rendered: list[list[Rendered]]
+
+    @property
+    def n_prompts(self) -> int:
+        return sum(len(r) for r in self.rendered)
+
+
+@dataclass
+class AuditOutcome:
+    report: Report
+    stats: RunStats
+    probe_cached: bool
+    seconds: float
+    cache_discarded: int = 0
+    paths: list[Path] = field(default_factory=list)
+
+
+def plan_audit(cfg: AuditConfig) -> Plan:
+    """Everything that needs no network: load, validate, pick orderings, render prompts."""
+    if cfg.limit is not None and cfg.limit < 1:
+        raise UsageError("--limit must be at least 1")
+    loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid)
+    items = loaded.items[: cfg.limit] if cfg.limit is not None else loaded.items
+    template = load_template(cfg.template)
+    orderings = [
+        orderings_for(len(it.options), max_orderings=cfg.max_orderings, seed=cfg.seed, item_id=it.id) for it in items
+    ]
+    rendered = [[template.render(it, p) for p in perms] for it, perms in zip(items, orderings, strict=True)]
+    return Plan(loaded, items, template, orderings, rendered)
+
+
+def http_client(ep: EndpointConfig) -> httpx.AsyncClient:
+    headers = {}
+    if ep.api_key_env:
+        key = os.environ.get(ep.api_key_env)
+        if not key:
+            raise UsageError(f"environment variable {ep.api_key_env} is not set (named by --api-key-env)")
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(ep.timeout, connect=min(10.0, ep.timeout)),
+        verify=not ep.insecure,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        follow_redirects=False,
+    )
+
+
+async def probe_endpoint(
+    client: httpx.AsyncClient, cache: ScoreCache, ep: EndpointConfig, *, refresh: bool
+) -> tuple[ProbeResult, bool]:
+    """The endpoint's capabilities, from the cache unless `refresh` (returns (result, cached))."""
+    if not refresh:
+        cached = get_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider)
+        if cached is not None:
+            try:
+                return ProbeResult.from_json(cached), True
+            except (KeyError, TypeError, ValueError):
+                pass
+    result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
+    put_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider, result=result.to_json())
+    return result, False
+
+
+async def run_audit(
+    cfg: AuditConfig, *, on_start: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None
+) -> AuditOutcome:
+    started = datetime.now(UTC)
+    plan = plan_audit(cfg)
+    ep = cfg.endpoint
+    with ScoreCache(cfg.cache_path) as cache:
+        async with http_client(ep) as client:
+            probed, probe_cached = await probe_endpoint(client, cache, ep, refresh=False)
+            info = probed.info
+            adapter = provider_class(ep.provider)(
+                client,
+                base_url=ep.base_url,
+                model=info.model,
+                max_tokens=probed.max_tokens,
+                batch_size=cfg.batch_size,
+            )
+            params = adapter.scoring_params()
+            tasks = [
+                [
+                    PromptTask(
+                        cache_key(endpoint=adapter.base_url, model=info.model, prompt=r.text, params=params), r.text
+                    )
+                    for r in rows
+                ]
+                for rows in plan.rendered
+            ]
+            scheduler = Scheduler(
+                adapter,
+                cache,
+                concurrency=cfg.concurrency,
+                batch_size=cfg.batch_size,
+                policy=RetryPolicy(attempts=cfg.attempts),
+                on_prompt_done=on_progress,
+            )
+            if on_start is not None:
+                on_start(plan.n_prompts)
+            results = await scheduler.run(tasks)
+        verdicts, failures = _judge(plan, results)
+        first, last = cache.created_at([t.key for rows in tasks for t in rows])
+        provenance = {
+            "endpoint": {
+                "base_url": adapter.base_url,
+                "model": info.model,
+                "server": info.server,
+                "server_version": info.server_version,
+                "max_model_len": info.max_model_len,
+                "provider": ep.provider,
+                "scoring_params": params,
+                "insecure_tls": ep.insecure,
+            },
+            "dataset": {
+                "path": str(cfg.dataset),
+                "sha256": dataset_sha256(plan.load.files, cfg.dataset),
+                "files": len(plan.load.files),
+                "items_loaded": len(plan.load.items),
+                "items_skipped_invalid": len(plan.load.skipped),
+                "limit": cfg.limit,
+            },
+            "template": plan.template.identity(),
+            "max_orderings": cfg.max_orderings,
+            "seed": cfg.seed,
+            "tool": {"name": "auditor", "version": __version__},
+            "time": {"first_scored": first, "last_scored": last},
+        }
+        report = build_report(
+            verdicts, failures, plan.items, plan.rendered, provenance, skipped=[s.__dict__ for s in plan.load.skipped]
+        )
+        paths = report.write(cfg.out)
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        return AuditOutcome(report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths)
+
+
+def _judge(plan: Plan, results: list[list[PromptResult]]) -> tuple[list[ItemVerdict], list[ItemFailure]]:
+    verdicts: list[ItemVerdict] = []
+    failures: list[ItemFailure] = []
+    for item, perms, rows, res in zip(plan.items, plan.orderings, plan.rendered, results, strict=True):
+        errors = [r.error for r in res if r.record is None]
+        if errors:
+            failures.append(
+                ItemFailure(item.id, item.subject, f"{len(errors)} of {len(res)} orderings failed: {errors[0]}")
+            )
+            continue
+        try:
+            spans = [span_score(r.record, rend) for r, rend in zip(res, rows, strict=True) if r.record is not None]
+            verdicts.append(judge_item(item.id, item.subject, perms, spans))
+        except AuditorError as err:
+            failures.append(ItemFailure(item.id, item.subject, str(err)))
+    return verdicts, failures
+
+
+def dataset_sha256(files: list[Path], root: Path) -> str:
+    """sha256 over (relative path, contents) of every loaded file, in load order."""
+    h = hashlib.sha256()
+    for f in files:
+        rel = f.name if root.is_file() else f.relative_to(root).as_posix()
+        h.update(rel.encode() + b"\x00")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+def summary_line(report: Report) -> str:
+    s = report.data["summary"]
+    return (
+        f"{s['n_items']} items, {s['n_leaked']} with the published order on top "
+        f"({s['leak_rate']:.1%} vs chance {s['chance_rate']:.1%}), p = {s['p_value']:.3g}, "
+        f"{s['n_failed']} failed"
+    )

@@ -1,0 +1,204 @@
+"""The SQLite cache of scored prompts (sqlite-utils, WAL, schema by migrations).
+
+Key: `v1:` + sha256 of canonical JSON over an explicit allow-list: endpoint base URL, model as
+served, prompt text, and the adapter's scoring parameters. Value: tokens, offsets, token ids
+(JSON), log-probabilities (float64 blob, NaN for the first token's null), and a digest over both so
+that a damaged row is detected, discarded and fetched again, never used. Errors are never cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from auditor.errors import CacheError
+from providers.base import LogprobRecord
+
+KEY_VERSION = "v1"
+DEFAULT_PATH = Path("cache") / "auditor.sqlite"
+
+migrations = Migrations("auditor.cache")
+
+
+@migrations()
+def m001_scores(db: sqlite_utils.Database) -> None:
+    db["scores"].create(  # type: ignore[union-attr]
+        {
+            "key": str,
+            "endpoint": str,
+            "model": str,
+            "record_json": str,
+            "logprobs": bytes,
+            "digest": str,
+            "created_at": str,
+        },
+        pk="key",
+    )
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def cache_key(*, endpoint: str, model: str, prompt: str, params: dict[str, Any]) -> str:
+    payload = canonical_json({"endpoint": endpoint, "model": model, "prompt": prompt, "params": params})
+    return f"{KEY_VERSION}:{hashlib.sha256(payload.encode()).hexdigest()}"
+
+
+def _encode(record: LogprobRecord) -> tuple[str, bytes, str]:
+    meta = canonical_json(
+        {
+            "tokens": list(record.tokens),
+            "offsets": list(record.offsets),
+            "token_ids": None if record.token_ids is None else list(record.token_ids),
+            "prompt_tokens": record.prompt_tokens,
+        }
+    )
+    values = np.array([np.nan if v is None else v for v in record.logprobs], dtype="<f8").tobytes()
+    return meta, values, _digest(meta, values)
+
+
+def _digest(meta: str, values: bytes) -> str:
+    return hashlib.sha256(meta.encode() + b"\x00" + values).hexdigest()
+
+
+def _decode(meta: str, values: bytes) -> LogprobRecord:
+    data = json.loads(meta)
+    arr = np.frombuffer(values, dtype="<f8")
+    data["logprobs"] = [None if np.isnan(v) else float(v) for v in arr]
+    return LogprobRecord.from_json(data)
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    writes: int = 0
+    discarded: int = 0  # damaged rows found and dropped
+
+
+class ScoreCache:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stats = CacheStats()
+        self._db: sqlite_utils.Database | None = None
+
+    def open(self) -> ScoreCache:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            db = sqlite_utils.Database(conn)
+            db.enable_wal()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            migrations.apply(db)
+        except (sqlite3.Error, OSError) as err:
+            raise CacheError(f"cannot open cache {self.path}: {err}") from err
+        self._db = db
+        return self
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.conn.close()
+            self._db = None
+
+    def __enter__(self) -> ScoreCache:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        if self._db is None:
+            raise CacheError("cache is not open")
+        return self._db
+
+    def get(self, key: str) -> LogprobRecord | None:
+        row = self.db.execute("select record_json, logprobs, digest from scores where key = ?", [key]).fetchone()
+        if row is None:
+            self.stats.misses += 1
+            return None
+        meta, values, digest = row
+        if not isinstance(meta, str) or not isinstance(values, bytes) or _digest(meta, values) != digest:
+            self._discard(key)
+            return None
+        try:
+            record = _decode(meta, values)
+        except (ValueError, KeyError, TypeError):
+            self._discard(key)
+            return None
+        self.stats.hits += 1
+        return record
+
+    def _discard(self, key: str) -> None:
+        with self.db.conn:
+            self.db.execute("delete from scores where key = ?", [key])
+        self.stats.discarded += 1
+        self.stats.misses += 1
+
+    def put(self, key: str, *, endpoint: str, model: str, record: LogprobRecord) -> None:
+        meta, values, digest = _encode(record)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self.db.conn:
+            self.db.execute(
+                "insert or ignore into scores (key, endpoint, model, record_json, logprobs, digest, created_at)"
+                " values (?, ?, ?, ?, ?, ?, ?)",
+                [key, endpoint, model, meta, values, digest, now],
+            )
+        self.stats.writes += 1
+
+    def created_at(self, keys: list[str]) -> tuple[str | None, str | None]:
+        """Earliest and latest time the given keys were scored (deterministic across re-runs)."""
+        lo: str | None = None
+        hi: str | None = None
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            a, b = self.db.execute(
+                f"select min(created_at), max(created_at) from scores where key in ({marks})", chunk
+            ).fetchone()
+            if a is not None:
+                lo = a if lo is None or a < lo else lo
+                hi = b if hi is None or b > hi else hi
+        return lo, hi
+
+
+@migrations()
+def m002_probes(db: sqlite_utils.Database) -> None:
+    db["probes"].create(  # type: ignore[union-attr]
+        {"endpoint": str, "model": str, "provider": str, "result_json": str, "probed_at": str},
+        pk=("endpoint", "model", "provider"),
+    )
+
+
+def get_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str) -> dict[str, Any] | None:
+    row = cache.db.execute(
+        "select result_json from probes where endpoint = ? and model = ? and provider = ?",
+        [endpoint, model, provider],
+    ).fetchone()
+    if row is None:
+        return None
+    try:
+        value = json.loads(row[0])
+    except (TypeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def put_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str, result: dict[str, Any]) -> None:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with cache.db.conn:
+        cache.db.execute(
+            "insert or replace into probes (endpoint, model, provider, result_json, probed_at) values (?, ?, ?, ?, ?)",
+            [endpoint, model, provider, canonical_json(result), now],
+        )

@@ -1,0 +1,178 @@
+"""Command line: `auditor probe` and `auditor run`. The only place that prints or exits.
+
+Domain errors become one line on stderr and an exit code (2 bad input, 3 cache, 4 endpoint);
+set AUDITOR_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from auditor import __version__
+from auditor.audit import (
+    AuditConfig,
+    EndpointConfig,
+    http_client,
+    probe_endpoint,
+    run_audit,
+    summary_line,
+)
+from auditor.cache import DEFAULT_PATH, ScoreCache
+from auditor.errors import AuditorError, CapabilityError, UsageError
+from providers.base import provider_names
+
+
+def _endpoint_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpoint")
+    g.add_argument("--base-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--model", default="", help="model id as the server names it (default: the only one served)")
+    g.add_argument("--provider", default="openai-completions", choices=provider_names(), help="endpoint dialect")
+    g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
+    g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
+    _endpoint_options(pr)
+
+    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md")
+    _endpoint_options(run)
+    d = run.add_argument_group("audit")
+    d.add_argument("--dataset", type=Path, required=True, help="benchmark file or directory")
+    d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
+    d.add_argument("--limit", type=int, help="use the first N items (files sorted by name, rows in order)")
+    d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
+    d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
+    d.add_argument("--seed", type=int, default=0, help="seed for sampled orderings (default 0)")
+    d.add_argument("--skip-invalid", action="store_true", help="skip and count invalid items instead of stopping")
+    s = run.add_argument_group("scheduling")
+    s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
+    s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
+    s.add_argument("--attempts", type=int, default=6, help="tries per request before a prompt is failed")
+    return parser
+
+
+def _endpoint(args: argparse.Namespace) -> EndpointConfig:
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    return EndpointConfig(
+        base_url=args.base_url.rstrip("/"),
+        model=args.model,
+        provider=args.provider,
+        api_key_env=args.api_key_env,
+        timeout=args.timeout,
+        insecure=args.insecure,
+    )
+
+
+async def _probe(args: argparse.Namespace) -> int:
+    ep = _endpoint(args)
+    with ScoreCache(args.cache) as cache:
+        async with http_client(ep) as client:
+            result, _ = await probe_endpoint(client, cache, ep, refresh=True)
+    info = result.info
+    rows = [
+        ("endpoint", info.base_url),
+        ("model", info.model),
+        ("server", f"{info.server or '?'} {info.server_version or ''}".strip()),
+        ("max model length", str(info.max_model_len or "?")),
+        ("dialect", result.provider),
+        ("prompt logprobs", f"complete and aligned ({result.n_tokens} tokens)"),
+        ("max_tokens", f"{result.max_tokens}" + (" (0 refused; generated token dropped)" if result.max_tokens else "")),
+        ("verdict", "usable"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def _progress() -> tuple[Any, Any, Any]:
+    bar: list[Any] = []
+
+    def start(total: int) -> None:
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar.append(tqdm(total=total, unit="prompt", file=sys.stderr, dynamic_ncols=True))
+
+    def advance(n: int) -> None:
+        if bar:
+            bar[0].update(n)
+
+    def close() -> None:
+        if bar:
+            bar[0].close()
+
+    return start, advance, close
+
+
+async def _run(args: argparse.Namespace) -> int:
+    for name in ("batch_size", "concurrency", "attempts"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    cfg = AuditConfig(
+        endpoint=_endpoint(args),
+        dataset=args.dataset,
+        out=args.out,
+        cache_path=args.cache,
+        limit=args.limit,
+        template=args.template,
+        max_orderings=args.max_orderings,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        skip_invalid=args.skip_invalid,
+        attempts=args.attempts,
+    )
+    start, advance, close = _progress()
+    try:
+        outcome = await run_audit(cfg, on_start=start, on_progress=advance)
+    finally:
+        close()
+    st = outcome.stats
+    rate = (st.scored / outcome.seconds) if outcome.seconds > 0 else 0.0
+    print(summary_line(outcome.report))
+    print(
+        f"prompts: {st.scored} scored ({rate:.1f}/s), {st.cached} from cache, {st.failed} failed; "
+        f"requests: {st.requests} ({st.retries} retries); probe {'cached' if outcome.probe_cached else 'sent'}; "
+        f"{outcome.seconds:.1f} s"
+    )
+    print("report: " + ", ".join(str(p) for p in outcome.paths))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return asyncio.run(_probe(args) if args.command == "probe" else _run(args))
+    except CapabilityError as err:
+        print(f"auditor: endpoint cannot be audited: {err}", file=sys.stderr)
+        return err.exit_code
+    except AuditorError as err:
+        if os.environ.get("AUDITOR_DEBUG") == "1":
+            traceback.print_exc()
+        print(f"auditor: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(
+            "auditor: interrupted; scored prompts are in the cache, re-run the same command to resume", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

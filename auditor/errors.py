@@ -1,0 +1,107 @@
+"""The exception tree. Every error the tool raises on purpose derives from AuditorError.
+
+    AuditorError                      base; the CLI turns it into one line and exit code
+    ├── UsageError                    bad flag values or combinations (exit 2)
+    ├── DatasetError                  a benchmark file cannot be used: file, row, field, fix (exit 2)
+    ├── TemplateError                 a prompt template is malformed (exit 2)
+    ├── CacheError                    the SQLite cache cannot be opened or migrated (exit 3)
+    └── EndpointError                 anything about the inference endpoint (exit 4)
+        ├── TransportError            network trouble: connect, reset, timeout (retried)
+        ├── HTTPStatusError           non-2xx answer; carries status and Retry-After (classified)
+        ├── ResponseFormatError       2xx answer that is not what the dialect promises (not retried)
+        │   └── AlignmentError        logprobs do not line up with the prompt text
+        └── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
+
+Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
+run level: the scheduler records them as failed outcomes with their reason and goes on.
+"""
+
+from __future__ import annotations
+
+
+class AuditorError(Exception):
+    """Base of every error raised on purpose by auditor."""
+
+    exit_code = 1
+
+
+class UsageError(AuditorError):
+    exit_code = 2
+
+
+class DatasetError(AuditorError):
+    """A dataset problem, located precisely enough for the user to fix it."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        row: int | None = None,
+        field: str | None = None,
+        fix: str | None = None,
+    ) -> None:
+        self.file = file
+        self.row = row
+        self.field = field
+        self.fix = fix
+        self.reason = message
+        where = file
+        if row is not None:
+            where += f", row {row}"
+        if field is not None:
+            where += f", field {field!r}"
+        text = f"{where}: {message}"
+        if fix:
+            text += f" ({fix})"
+        super().__init__(text)
+
+
+class TemplateError(AuditorError):
+    exit_code = 2
+
+
+class CacheError(AuditorError):
+    exit_code = 3
+
+
+class EndpointError(AuditorError):
+    exit_code = 4
+
+    def __init__(self, message: str, *, endpoint: str | None = None) -> None:
+        self.endpoint = endpoint
+        super().__init__(message if endpoint is None else f"{endpoint}: {message}")
+
+
+class TransportError(EndpointError):
+    """Could not complete the exchange (connect error, reset, timeout)."""
+
+
+class HTTPStatusError(EndpointError):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        endpoint: str | None = None,
+        retry_after: float | None = None,
+        body: str = "",
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        self.body = body
+        super().__init__(f"HTTP {status}: {message}", endpoint=endpoint)
+
+
+class ResponseFormatError(EndpointError):
+    """The server answered 2xx but the payload breaks the dialect's contract."""
+
+
+class AlignmentError(ResponseFormatError):
+    """Token logprobs cannot be mapped onto the prompt's characters."""
+
+
+class CapabilityError(EndpointError):
+    """The endpoint cannot return usable prompt log-probabilities."""

@@ -1,0 +1,76 @@
+"""Retry decisions from a pure classifier, and the one tenacity policy built on it.
+
+    classify(exc) -> Decision("no" | "transient" | "rate_limited", wait)
+
+- 429: rate limited; honour Retry-After when the server sends one.
+- 408, 5xx, timeouts, connection errors and resets: transient.
+- Any other 4xx, malformed 2xx payloads, alignment failures: never retried (the same request
+  would get the same answer); the prompt is recorded as failed with the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from auditor.errors import HTTPStatusError, TransportError
+
+T = TypeVar("T")
+Kind = Literal["no", "transient", "rate_limited"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    wait: float | None = None  # seconds the server asked for (Retry-After)
+
+    @property
+    def retry(self) -> bool:
+        return self.kind != "no"
+
+
+def classify(exc: BaseException) -> Decision:
+    if isinstance(exc, TransportError):
+        return Decision("transient")
+    if isinstance(exc, HTTPStatusError):
+        if exc.status == 429:
+            return Decision("rate_limited", exc.retry_after)
+        if exc.status == 408 or exc.status >= 500:
+            return Decision("transient", exc.retry_after)
+    return Decision("no")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_wait: float = 0.5
+    max_wait: float = 30.0
+    max_retry_after: float = 120.0
+
+    def wait_for(self, attempt: int, decision: Decision) -> float:
+        """Seconds to wait before attempt `attempt + 1`; Retry-After wins when present."""
+        if decision.wait is not None:
+            return min(decision.wait, self.max_retry_after)
+        return float(min(self.max_wait, self.base_wait * 2 ** (attempt - 1)))
+
+    async def call(self, fn: Callable[[], Awaitable[T]], on_retry: Callable[[Decision], None] | None = None) -> T:
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            decision = classify(exc) if exc else Decision("transient")
+            if on_retry is not None:
+                on_retry(decision)
+            return self.wait_for(state.attempt_number, decision)
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait,
+            retry=retry_if_exception(lambda e: classify(e).retry),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover

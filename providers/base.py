@@ -1,0 +1,161 @@
+"""What every adapter provides: the logprob record, the endpoint description, the protocol, the registry.
+
+An adapter knows its wire format and nothing else: it builds a request, parses the response into
+`LogprobRecord`s, and maps transport and HTTP errors onto `auditor.errors`. Retries, caching,
+concurrency and budgets live in the scheduler.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import httpx
+
+from auditor.errors import HTTPStatusError, TransportError, UsageError
+
+
+@dataclass(frozen=True)
+class LogprobRecord:
+    """Teacher-forced log-probabilities of one prompt's tokens.
+
+    `offsets[i]` is the character offset of token i in the prompt text (already corrected for
+    servers that count special tokens the text does not contain). `logprobs[0]` may be None (no
+    context for the first token); every other entry is a float.
+    """
+
+    tokens: tuple[str, ...]
+    logprobs: tuple[float | None, ...]
+    offsets: tuple[int, ...]
+    token_ids: tuple[int, ...] | None = None
+    prompt_tokens: int | None = None  # as the server counted them (usage), when reported
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tokens": list(self.tokens),
+            "logprobs": list(self.logprobs),
+            "offsets": list(self.offsets),
+            "token_ids": None if self.token_ids is None else list(self.token_ids),
+            "prompt_tokens": self.prompt_tokens,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LogprobRecord:
+        ids = data.get("token_ids")
+        return cls(
+            tokens=tuple(data["tokens"]),
+            logprobs=tuple(None if v is None else float(v) for v in data["logprobs"]),
+            offsets=tuple(int(v) for v in data["offsets"]),
+            token_ids=None if ids is None else tuple(int(v) for v in ids),
+            prompt_tokens=data.get("prompt_tokens"),
+        )
+
+
+@dataclass(frozen=True)
+class EndpointInfo:
+    base_url: str
+    model: str  # the model id as the server names it
+    server: str | None = None  # server software, when known
+    server_version: str | None = None
+    max_model_len: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Provider(Protocol):
+    """One endpoint family's dialect for prompt log-probabilities."""
+
+    name: str
+    base_url: str
+    model: str
+
+    @property
+    def max_prompts_per_request(self) -> int: ...
+
+    def scoring_params(self) -> dict[str, Any]:
+        """Everything in a request, besides endpoint, model and prompt, that can change the answer."""
+        ...
+
+    async def describe(self) -> EndpointInfo:
+        """Ask the server who it is (model id as served, version). No scoring."""
+        ...
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        """Score a batch of prompts in one request; raises EndpointError subclasses."""
+        ...
+
+
+_REGISTRY = {"openai-completions": "providers.openai_completions:OpenAICompletions"}
+
+
+def provider_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def provider_class(name: str) -> Any:
+    try:
+        target = _REGISTRY[name]
+    except KeyError:
+        raise UsageError(f"unknown provider {name!r}; choose one of {', '.join(provider_names())}") from None
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import time
+
+    return max(0.0, when.timestamp() - time.time())
+
+
+async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endpoint: str, json: Any = None) -> Any:
+    """One HTTP exchange, with library errors mapped onto the auditor tree."""
+    try:
+        resp = await client.request(method, url, json=json)
+    except httpx.TimeoutException as err:
+        raise TransportError(f"timed out ({type(err).__name__})", endpoint=endpoint) from err
+    except httpx.TransportError as err:
+        raise TransportError(f"{type(err).__name__}: {err}", endpoint=endpoint) from err
+    if resp.status_code >= 400:
+        body = resp.text[:2000]
+        raise HTTPStatusError(
+            _error_message(resp),
+            status=resp.status_code,
+            endpoint=endpoint,
+            retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            body=body,
+        )
+    try:
+        return resp.json()
+    except ValueError as err:
+        from auditor.errors import ResponseFormatError
+
+        raise ResponseFormatError(f"invalid JSON in response ({len(resp.content)} bytes)", endpoint=endpoint) from err
+
+
+def _error_message(resp: httpx.Response) -> str:
+    try:
+        data = resp.json()
+    except ValueError:
+        return resp.text[:300] or resp.reason_phrase
+    if isinstance(data, dict):
+        err = data.get("error", data)
+        if isinstance(err, dict):
+            msg = err.get("message") or err.get("detail")
+            if msg:
+                return str(msg)[:300]
+        elif isinstance(err, str):
+            return err[:300]
+    return resp.text[:300]
