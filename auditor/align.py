@@ -34,16 +34,18 @@ def place_tokens(tokens: Sequence[str], prompt: str) -> Placed:
     offsets: list[int] = []
     pos = 0
     pending = 0  # unreadable tokens waiting for the next readable one
+    covered = False  # whether a pending token stood for characters (U+FFFD) rather than nothing ('')
     for i, tok in enumerate(tokens):
         if pos >= len(prompt) and pending == 0 and (tok or i > 0):
             return Placed(offsets, i)
         if tok and REPLACEMENT not in tok:
             if pending:
-                nxt = _find_after_pieces(prompt, tok, pos, pending)
+                nxt = _find_after_pieces(prompt, tok, pos + int(covered), pending)
                 if nxt is None:
                     raise AlignmentError(f"token {i} ({tok!r}) not found after {pending} partial token(s) at {pos}")
                 pos = nxt
                 pending = 0
+                covered = False
             if prompt.startswith(tok, pos):
                 offsets.append(pos)
                 pos += len(tok)
@@ -56,6 +58,7 @@ def place_tokens(tokens: Sequence[str], prompt: str) -> Placed:
             )
         offsets.append(pos)
         pending += 1
+        covered = covered or REPLACEMENT in tok
     if pending:
         pos = len(prompt)  # trailing pieces complete the last character(s)
     if pos < len(prompt):
@@ -64,8 +67,8 @@ def place_tokens(tokens: Sequence[str], prompt: str) -> Placed:
 
 
 def _find_after_pieces(prompt: str, tok: str, pos: int, pending: int) -> int | None:
-    """Pieces of multi-byte characters cover 1..pending characters; find where `tok` resumes."""
-    for start in range(pos + 1, min(len(prompt), pos + pending) + 1):
+    """Pieces of multi-byte characters cover up to `pending` characters; find where `tok` resumes."""
+    for start in range(pos, min(len(prompt), pos + pending) + 1):
         if prompt.startswith(tok, start):
             return start
     return None

@@ -1,0 +1,93 @@
+"""An in-process fake of an OpenAI-compatible completions server, for unit tests (httpx.MockTransport).
+
+It tokenizes like a word-level tokenizer with a BOS, echoes the prompt with logprobs in vLLM's
+shape (text_offset counts the BOS string, like vLLM), and gives a bonus to prompts listed in
+`preferred` so a test can plant "leaked" items. Logprobs are a deterministic function of the text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+TOKEN = re.compile(r"\s*\S+|\s+")
+
+
+def tokenize(text: str) -> list[str]:
+    return ["<s>", *TOKEN.findall(text)]
+
+
+def _lp(context: str, tok: str) -> float:
+    h = hashlib.sha256((context + "\x00" + tok).encode()).digest()
+    return -1.0 - 4.0 * int.from_bytes(h[:4], "little") / 2**32
+
+
+@dataclass
+class FakeServer:
+    model: str = "fake-model"
+    preferred: set[str] = field(default_factory=set)
+    bonus: float = 50.0
+    max_tokens_zero_ok: bool = True
+    completion_requests: int = 0
+    prompts_scored: int = 0
+    hook: Callable[[dict[str, Any]], httpx.Response | None] | None = None
+
+    def choice(self, prompt: str, index: int, max_tokens: int) -> dict[str, Any]:
+        toks = tokenize(prompt)
+        lps: list[float | None] = [None]
+        ctx = ""
+        for t in toks[1:]:
+            lps.append(_lp(ctx, t) + (self.bonus / len(toks) if prompt in self.preferred else 0.0))
+            ctx += t
+        offsets, pos = [], 0
+        for t in toks:
+            offsets.append(pos)
+            pos += len(t)
+        text = prompt
+        if max_tokens:
+            toks.append(" the")
+            lps.append(-2.0)
+            offsets.append(pos)
+            text += " the"
+        return {
+            "index": index,
+            "text": text,
+            "logprobs": {"tokens": toks, "token_logprobs": lps, "text_offset": offsets, "top_logprobs": None},
+            "finish_reason": "length",
+        }
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path
+        if path.endswith("/models"):
+            return httpx.Response(
+                200, json={"object": "list", "data": [{"id": self.model, "owned_by": "fake", "max_model_len": 512}]}
+            )
+        if path == "/version":
+            return httpx.Response(200, json={"version": "0.0-fake"})
+        if path.endswith("/completions"):
+            body = json.loads(request.content)
+            if self.hook is not None:
+                resp = self.hook(body)
+                if resp is not None:
+                    return resp
+            if body.get("model") != self.model:
+                return httpx.Response(404, json={"error": {"message": "model not found"}})
+            mt = body.get("max_tokens", 16)
+            if mt == 0 and not self.max_tokens_zero_ok:
+                return httpx.Response(400, json={"error": {"message": "max_tokens must be at least 1"}})
+            prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+            self.completion_requests += 1
+            self.prompts_scored += len(prompts)
+            choices = [self.choice(p, i, mt) for i, p in enumerate(prompts)]
+            n = sum(len(tokenize(p)) for p in prompts)
+            return httpx.Response(200, json={"choices": choices, "usage": {"prompt_tokens": n}})
+        return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handler)

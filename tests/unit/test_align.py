@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import pytest
+
+from auditor.align import place_tokens, span_token_range
+from auditor.errors import AlignmentError
+
+
+def test_bos_is_zero_width_and_offsets_follow_text() -> None:
+    placed = place_tokens(["<s>", "The", " cat", "."], "The cat.")
+    assert placed.offsets == [0, 0, 3, 7]
+    assert placed.n_prompt_tokens == 4
+
+
+def test_generated_token_dropped() -> None:
+    placed = place_tokens(["<s>", "Hi", ".", " the"], "Hi.")
+    assert placed.n_prompt_tokens == 3
+
+
+def test_split_multibyte_characters() -> None:
+    # byte-level BPE: one CJK character split over two tokens decoding to U+FFFD
+    placed = place_tokens(["<s>", "A", "\ufffd", "\ufffd", "B"], "A\u571fB")
+    assert placed.offsets == [0, 0, 1, 1, 2]
+    placed = place_tokens(["A", "", "\u571f", "B"], "A\u571fB")
+    assert placed.n_prompt_tokens == 4
+
+
+def test_mismatch_raises() -> None:
+    with pytest.raises(AlignmentError, match="does not match"):
+        place_tokens(["The", " dog"], "The cat")
+
+
+def test_truncated_echo_raises() -> None:
+    with pytest.raises(AlignmentError, match="cover"):
+        place_tokens(["The"], "The cat")
+
+
+def test_span_range_clean_boundary() -> None:
+    text = "Q:\nA:x\nB:y\n"
+    tokens = ["<s>", "Q", ":\n", "A", ":", "x", "\n", "B", ":", "y", "\n"]
+    placed = place_tokens(tokens, text)
+    first, last = span_token_range(placed.offsets, len(text), 3, len(text))
+    assert tokens[first] == "A" and last == len(tokens)
+
+
+def test_span_range_straddling_token_is_included() -> None:
+    text = "Q:\nA:x\n"
+    tokens = ["Q", ":\nA", ":x", "\n"]  # ':\nA' straddles the span start (index 3)
+    placed = place_tokens(tokens, text)
+    first, last = span_token_range(placed.offsets, len(text), 3, len(text))
+    assert (first, last) == (1, 4)
+
+
+def test_span_range_end_excludes_answer_cue() -> None:
+    text = "Q\nA. x\nAnswer:"
+    tokens = ["Q", "\n", "A", ".", " x", "\n", "Answer", ":"]
+    placed = place_tokens(tokens, text)
+    first, last = span_token_range(placed.offsets, len(text), 2, 7)
+    assert tokens[first:last] == ["A", ".", " x", "\n"]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from auditor.cache import KEY_VERSION, ScoreCache, cache_key
+from providers.base import LogprobRecord
+
+REC = LogprobRecord(tokens=("<s>", "Hi", "."), logprobs=(None, -1.25, -0.5), offsets=(0, 0, 2), prompt_tokens=3)
+PARAMS = {"dialect": "openai-completions", "echo": True, "logprobs": 0, "temperature": 0}
+
+
+def test_key_is_canonical_and_versioned() -> None:
+    a = cache_key(endpoint="http://h/v1", model="m", prompt="p", params={"a": 1, "b": 2})
+    b = cache_key(endpoint="http://h/v1", model="m", prompt="p", params={"b": 2, "a": 1})
+    assert a == b and a.startswith(f"{KEY_VERSION}:")
+
+
+def test_key_changes_with_each_allowed_field() -> None:
+    base = {"endpoint": "http://h/v1", "model": "m", "prompt": "p", "params": PARAMS}
+    k0 = cache_key(**base)  # type: ignore[arg-type]
+    for field, value in [
+        ("endpoint", "http://other/v1"),
+        ("model", "m2"),
+        ("prompt", "p "),
+        ("params", {**PARAMS, "logprobs": 1}),
+    ]:
+        assert cache_key(**{**base, field: value}) != k0  # type: ignore[arg-type]
+
+
+def test_roundtrip_and_exact_schema(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with ScoreCache(path) as cache:
+        cache.put("k", endpoint="e", model="m", record=REC)
+        assert cache.get("k") == REC
+        assert cache.get("missing") is None
+        cols = {r[1]: r[2] for r in cache.db.execute("pragma table_info(scores)").fetchall()}
+        assert cols == {
+            "key": "TEXT",
+            "endpoint": "TEXT",
+            "model": "TEXT",
+            "record_json": "TEXT",
+            "logprobs": "BLOB",
+            "digest": "TEXT",
+            "created_at": "TEXT",
+        }
+        assert cache.db.execute("pragma journal_mode").fetchone()[0] == "wal"
+    with ScoreCache(path) as again:  # reopening applies no migration twice and keeps rows
+        assert again.get("k") == REC
+        assert again.stats.hits == 1
+
+
+def test_damaged_row_is_discarded_not_used(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    with ScoreCache(path) as cache:
+        cache.put("k", endpoint="e", model="m", record=REC)
+    conn = sqlite3.connect(path)
+    conn.execute("update scores set record_json = replace(record_json, 'Hi', 'Ho')")
+    conn.commit()
+    conn.close()
+    with ScoreCache(path) as cache:
+        assert cache.get("k") is None
+        assert cache.stats.discarded == 1
+        assert cache.db.execute("select count(*) from scores").fetchone()[0] == 0
+
+
+def test_insert_or_ignore_keeps_first(tmp_path: Path) -> None:
+    other = LogprobRecord(tokens=("<s>", "Hi", "."), logprobs=(None, -9.0, -9.0), offsets=(0, 0, 2))
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        cache.put("k", endpoint="e", model="m", record=REC)
+        cache.put("k", endpoint="e", model="m", record=other)
+        assert cache.get("k") == REC

@@ -1,0 +1,187 @@
+"""The CLI end to end against an in-process fake server (respx): run, re-run from cache, probe, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from auditor.cli import main
+from auditor.items import load_items
+from auditor.orderings import PAPER
+from tests.conftest import SHARED_DATA
+from tests.fakeserver import FakeServer
+
+BASE = "http://fake.test/v1"
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    d = tmp_path / "mmlu"
+    d.mkdir()
+    for name in ("abstract_algebra_test.csv", "anatomy_test.csv"):
+        lines = (SHARED_DATA / "mmlu" / "test" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        (d / name).write_text("".join(lines[:10]), encoding="utf-8")
+    return d
+
+
+def serve(server: FakeServer) -> respx.MockRouter:
+    router = respx.mock(assert_all_called=False)
+    router.route(host="fake.test").mock(side_effect=server.handler)
+    return router
+
+
+def test_run_rerun_identical_from_cache(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    items = load_items(dataset).items
+    leaked_ids = {it.id for it in items[::3]}
+    server = FakeServer(preferred={PAPER.render(it, tuple(range(4))).text for it in items if it.id in leaked_ids})
+    out = tmp_path / "run"
+    args = [
+        "run",
+        "--base-url",
+        BASE,
+        "--model",
+        "fake-model",
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--batch-size",
+        "10",
+    ]
+    with serve(server):
+        assert main(args) == 0
+    first = capsys.readouterr().out
+    assert "20 items" in first and "480 scored" in first
+    report = json.loads((out / "report.json").read_text())
+    s = report["summary"]
+    assert s["n_items"] == 20 and s["n_failed"] == 0
+    flagged = {it["id"] for it in report["items"] if it["leaked"]}
+    assert leaked_ids <= flagged
+    assert s["chance_rate"] == pytest.approx(1 / 24)
+    assert s["p_value"] < 1e-6
+    assert report["items"][0]["id"] == "abstract_algebra_test:0" and len(report["items"][0]["scores"]) == 24
+    prov = report["provenance"]
+    assert prov["endpoint"]["model"] == "fake-model" and prov["endpoint"]["server_version"] == "0.0-fake"
+    assert len(prov["dataset"]["sha256"]) == 64 and prov["template"]["name"] == "paper"
+    md1, js1 = (out / "report.md").read_bytes(), (out / "report.json").read_bytes()
+    requests_after_first = server.completion_requests
+
+    with serve(server):
+        assert main(args) == 0
+    second = capsys.readouterr().out
+    assert server.completion_requests == requests_after_first  # nothing re-scored, probe cached too
+    assert "0 scored" in second and "480 from cache" in second and "probe cached" in second
+    assert (out / "report.json").read_bytes() == js1 and (out / "report.md").read_bytes() == md1
+
+
+def test_max_tokens_zero_refused_falls_back_to_one(dataset: Path, tmp_path: Path) -> None:
+    items = load_items(dataset).items[:3]
+    server = FakeServer(max_tokens_zero_ok=False, preferred={PAPER.render(it, (0, 1, 2, 3)).text for it in items})
+    out = tmp_path / "run"
+    with serve(server):
+        assert (
+            main(
+                [
+                    "run",
+                    "--base-url",
+                    BASE,
+                    "--dataset",
+                    str(dataset),
+                    "--out",
+                    str(out),
+                    "--limit",
+                    "3",
+                    "--cache",
+                    str(tmp_path / "c.sqlite"),
+                ]
+            )
+            == 0
+        )
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["n_leaked"] == 3  # the generated token was dropped, not scored
+
+
+def test_failed_prompts_are_counted_and_run_goes_on(dataset: Path, tmp_path: Path) -> None:
+    items = load_items(dataset).items[:4]
+    poison = PAPER.render(items[1], (0, 1, 2, 3)).text
+
+    def hook(body: dict[str, object]) -> httpx.Response | None:
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        return httpx.Response(400, json={"error": {"message": "too long"}}) if poison in prompts else None
+
+    server = FakeServer(hook=hook)
+    out = tmp_path / "run"
+    with serve(server):
+        assert (
+            main(
+                [
+                    "run",
+                    "--base-url",
+                    BASE,
+                    "--dataset",
+                    str(dataset),
+                    "--out",
+                    str(out),
+                    "--limit",
+                    "4",
+                    "--cache",
+                    str(tmp_path / "c.sqlite"),
+                ]
+            )
+            == 0
+        )
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["n_items"] == 3 and report["summary"]["n_failed"] == 1
+    assert report["failures"][0]["id"] == items[1].id and "HTTP 400" in report["failures"][0]["reason"]
+
+
+def test_probe_prints_capabilities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with serve(FakeServer()):
+        assert main(["probe", "--base-url", BASE, "--cache", str(tmp_path / "c.sqlite")]) == 0
+    out = capsys.readouterr().out
+    assert "usable" in out and "fake-model" in out
+
+
+def test_probe_refuses_endpoint_without_echo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def no_echo(body: dict[str, object]) -> httpx.Response:
+        return httpx.Response(200, json={"choices": [{"index": 0, "text": "x", "logprobs": None}]})
+
+    with serve(FakeServer(hook=no_echo)):
+        code = main(["probe", "--base-url", BASE, "--cache", str(tmp_path / "c.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 4 and "cannot be audited" in err and "no logprobs" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_unreachable_endpoint_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2", "--cache", str(tmp_path / "c")])
+    err = capsys.readouterr().err
+    assert code == 4 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("What?,1,1,2,3,A\n")
+    out = tmp_path / "run"
+    with serve(FakeServer()) as router:
+        code = main(["run", "--base-url", BASE, "--dataset", str(bad), "--out", str(out)])
+        assert not router.calls  # refused before any request
+    err = capsys.readouterr().err
+    assert code == 2 and "bad.csv, row 0" in err and "identical" in err
+    assert not out.exists()
+
+
+def test_missing_api_key_env(
+    dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AUDITOR_TEST_KEY", raising=False)
+    code = main(["probe", "--base-url", BASE, "--api-key-env", "AUDITOR_TEST_KEY"])
+    assert code == 2 and "AUDITOR_TEST_KEY" in capsys.readouterr().err
+    shutil.rmtree(tmp_path / "cache", ignore_errors=True)

@@ -1,0 +1,111 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from auditor.cache import ScoreCache
+from auditor.errors import HTTPStatusError
+from auditor.retry import RetryPolicy
+from auditor.scheduler import PromptTask, Scheduler
+from providers.base import EndpointInfo, LogprobRecord
+
+
+def record(text: str) -> LogprobRecord:
+    return LogprobRecord(tokens=("<s>", text), logprobs=(None, -float(len(text))), offsets=(0, 0))
+
+
+class FakeProvider:
+    name = "fake"
+    base_url = "http://fake/v1"
+    model = "m"
+
+    def __init__(self, refuse: set[str] = frozenset(), flaky: int = 0, delay: float = 0.0) -> None:  # type: ignore[assignment]
+        self.refuse = refuse
+        self.flaky = flaky
+        self.delay = delay
+        self.batches: list[list[str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return 1000
+
+    def scoring_params(self) -> dict[str, Any]:
+        return {}
+
+    async def describe(self) -> EndpointInfo:
+        return EndpointInfo(self.base_url, self.model)
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            self.batches.append(list(prompts))
+            if self.flaky > 0:
+                self.flaky -= 1
+                raise HTTPStatusError("busy", status=503, retry_after=0.0)
+            if any(p in self.refuse for p in prompts):
+                raise HTTPStatusError("prompt too long", status=400)
+            return [record(p) for p in prompts]
+        finally:
+            self.in_flight -= 1
+
+
+def tasks(item: int, n: int) -> list[PromptTask]:
+    return [PromptTask(f"k{item}-{j}", f"item{item}-ordering{j}") for j in range(n)]
+
+
+async def test_batches_cache_and_progress(tmp_path: Path) -> None:
+    provider = FakeProvider()
+    done: list[int] = []
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, concurrency=2, batch_size=10, on_prompt_done=done.append)  # type: ignore[arg-type]
+        items = [tasks(i, 24) for i in range(5)]
+        results = await s.run(items)
+        assert [len(r) for r in results] == [24] * 5
+        assert all(
+            r.record == record(t.text)
+            for rs, ts in zip(results, items, strict=True)
+            for r, t in zip(rs, ts, strict=True)
+        )
+        assert sorted(len(b) for b in provider.batches) == [4] * 5 + [10] * 10  # 24 = 10 + 10 + 4
+        assert sum(done) == 120 and s.stats.scored == 120 and s.stats.requests == 15
+
+        again = Scheduler(provider, cache, concurrency=2, batch_size=10)  # type: ignore[arg-type]
+        results2 = await again.run(items)
+        assert again.stats.requests == 0 and again.stats.cached == 120
+        assert [[r.record for r in rs] for rs in results2] == [[r.record for r in rs] for rs in results]
+
+
+async def test_refused_prompt_is_isolated_and_recorded(tmp_path: Path) -> None:
+    bad = "item0-ordering3"
+    provider = FakeProvider(refuse={bad})
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, batch_size=24, policy=RetryPolicy(attempts=2))  # type: ignore[arg-type]
+        [res] = await s.run([tasks(0, 6)])
+        assert [r.record is None for r in res] == [False, False, False, True, False, False]
+        assert "HTTP 400" in (res[3].error or "")
+        assert s.stats.failed == 1 and s.stats.scored == 5
+        # the failure is not cached: a later run asks again
+        assert cache.get("k0-3") is None and cache.get("k0-2") is not None
+
+
+async def test_transient_errors_are_retried(tmp_path: Path) -> None:
+    provider = FakeProvider(flaky=2)
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, policy=RetryPolicy(attempts=4))  # type: ignore[arg-type]
+        [res] = await s.run([tasks(0, 3)])
+        assert all(r.record is not None for r in res)
+        assert s.stats.retries == 2 and s.stats.requests == 3
+
+
+async def test_concurrency_is_bounded_per_endpoint(tmp_path: Path) -> None:
+    provider = FakeProvider(delay=0.01)
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, concurrency=3, batch_size=1)  # type: ignore[arg-type]
+        await s.run([tasks(i, 4) for i in range(10)])
+        assert provider.max_in_flight == 3
