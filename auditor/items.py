@@ -10,6 +10,11 @@ Supported inputs (a file, or a directory searched recursively, files sorted by r
 
 Ids: an `id` / `question_id` field when present (a CSV `id` column is per file, so it becomes
 `<file stem>:<id>`), else `<file stem>:<0-based data row>`.
+
+Errors are DatasetErrors naming the file, the row (where there is one), the field and a fix.
+Row-level problems (a bad record, a row with the wrong number of columns, an invalid JSONL line)
+are skipped and recorded in `LoadResult.skipped` when `skip_invalid=True`; file-level problems
+(encoding, unparseable CSV/JSON, an empty file) and duplicate ids always raise.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,25 +85,34 @@ def load_items(path: Path, *, skip_invalid: bool = False) -> LoadResult:
     result = LoadResult(items=[], files=files, ignored_files=ignored)
     seen: dict[str, Item] = {}
     for file in files:
+        n_records = 0
         for raw in _read_file(file):
+            n_records += 1
             try:
+                if isinstance(raw, DatasetError):  # a row-level problem found while reading
+                    raise raw
                 item = _validate(raw, file)
             except DatasetError as err:
                 if not skip_invalid:
                     raise
-                result.skipped.append(Skipped(str(file), raw.row, err.reason))
+                result.skipped.append(Skipped(str(file), err.row, err.reason))
                 continue
             if item.id in seen:
                 first = seen[item.id]
+                same_file = first.source == str(file)
                 raise DatasetError(
                     f"duplicate id {item.id!r} (first seen in {first.source}, row {first.row})",
                     file=str(file),
-                    row=raw.row,
+                    row=item.row,
                     field="id",
-                    fix="give every item a unique id",
+                    fix="give every item a unique id"
+                    if same_file
+                    else "give every item a unique id, or load one split (directory) at a time",
                 )
             seen[item.id] = item
             result.items.append(item)
+        if n_records == 0:
+            raise DatasetError("no items in file", file=str(file), fix="remove it or add items")
     if not result.items:
         raise DatasetError(
             "no valid items" + (f" ({len(result.skipped)} skipped as invalid)" if result.skipped else ""),
@@ -138,7 +153,8 @@ def _read_text(file: Path) -> str:
         ) from None
 
 
-def _read_file(file: Path) -> Iterator[_Raw]:
+def _read_file(file: Path) -> Iterator[_Raw | DatasetError]:
+    """Records of `file`; row-level problems are yielded as errors, file-level ones raised."""
     text = _read_text(file)
     if not text.strip():
         raise DatasetError("file is empty", file=str(file), fix="remove it or add items")
@@ -154,8 +170,12 @@ def _read_file(file: Path) -> Iterator[_Raw]:
 # ---------------------------------------------------------------- CSV
 
 
-def _read_csv(text: str, file: Path) -> Iterator[_Raw]:
+def _read_csv(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    # csv's default 131,072-character field limit would turn one over-long option into a parse error
+    # for the whole file; lift it (process-wide, so restore it) and let _validate reject the field.
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, len(text) + 1))
     try:
         rows = list(reader)
     except csv.Error as err:
@@ -164,8 +184,12 @@ def _read_csv(text: str, file: Path) -> Iterator[_Raw]:
             file=str(file),
             fix="check quoting (a stray or unbalanced '\"')",
         ) from None
+    finally:
+        csv.field_size_limit(limit)
     rows = [r for r in rows if any(cell.strip() for cell in r)]
-    header = _csv_header(rows[0]) if rows else None
+    if not rows:
+        raise DatasetError("no rows (every cell is empty)", file=str(file), fix="remove it or add items")
+    header = _csv_header(rows[0])
     if header is None:
         yield from _csv_headerless(rows, file)
     else:
@@ -196,7 +220,7 @@ def _csv_header(first: list[str]) -> _Header | None:
     return _Header(id_col, q, option_cols, answer_col, len(names))
 
 
-def _csv_with_header(rows: list[list[str]], h: _Header, file: Path) -> Iterator[_Raw]:
+def _csv_with_header(rows: list[list[str]], h: _Header, file: Path) -> Iterator[_Raw | DatasetError]:
     if len(h.option_cols) < 2:
         raise DatasetError(
             "header names fewer than 2 option columns",
@@ -207,13 +231,14 @@ def _csv_with_header(rows: list[list[str]], h: _Header, file: Path) -> Iterator[
         )
     for i, r in enumerate(rows):
         if len(r) != h.width:
-            raise DatasetError(
+            yield DatasetError(
                 f"expected {h.width} columns as in the header, found {len(r)}",
                 file=str(file),
                 row=i,
                 fix="check for missing or extra commas",
             )
-        rid = f"{file.stem}:{r[h.id_col].strip()}" if h.id_col is not None else None
+            continue
+        rid = f"{file.stem}:{r[h.id_col].strip()}" if h.id_col is not None and r[h.id_col].strip() else None
         yield _Raw(
             row=i,
             question=r[h.question_col],
@@ -224,45 +249,50 @@ def _csv_with_header(rows: list[list[str]], h: _Header, file: Path) -> Iterator[
         )
 
 
-def _csv_headerless(rows: list[list[str]], file: Path) -> Iterator[_Raw]:
-    width = len(rows[0])
+def _csv_headerless(rows: list[list[str]], file: Path) -> Iterator[_Raw | DatasetError]:
+    # The layout is what most rows have (ties: the earliest), so that one bad row, even the first,
+    # is the one reported rather than every row after it.
+    width = Counter(len(r) for r in rows).most_common(1)[0][0]
     if width < 4:
         raise DatasetError(
-            f"{width} columns; expected question, at least 2 options and an answer letter",
+            f"rows have {width} columns; expected question, at least 2 options and an answer letter",
             file=str(file),
-            row=0,
             fix="MMLU-style CSV is: question,A,B,C,D,answer",
         )
     for i, r in enumerate(rows):
         if len(r) != width:
-            raise DatasetError(
-                f"expected {width} columns like the first row, found {len(r)}",
+            yield DatasetError(
+                f"expected {width} columns like most rows, found {len(r)}",
                 file=str(file),
                 row=i,
                 fix="check for missing or extra commas",
             )
+            continue
         yield _Raw(row=i, question=r[0], options=list(r[1:-1]), answer=r[-1], id=None, subject=None)
 
 
 # ---------------------------------------------------------------- JSON
 
 
-def _read_jsonl(text: str, file: Path) -> Iterator[_Raw]:
+def _read_jsonl(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
     row = 0
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: str.splitlines() would also split at U+0085, U+2028, ... which JSON
+    # strings may contain unescaped (MMLU-Pro does).
+    for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as err:
-            raise DatasetError(
+            yield DatasetError(
                 f"invalid JSON on line {lineno}: {err.msg}", file=str(file), row=row, fix="one JSON object per line"
-            ) from None
-        yield _json_record(obj, row, file)
+            )
+        else:
+            yield _json_record_or_error(obj, row, file)
         row += 1
 
 
-def _read_json(text: str, file: Path) -> Iterator[_Raw]:
+def _read_json(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
@@ -276,7 +306,14 @@ def _read_json(text: str, file: Path) -> Iterator[_Raw]:
     if not isinstance(data, list):
         raise DatasetError("expected a JSON array of items", file=str(file), fix="wrap the items in [...]")
     for row, obj in enumerate(data):
-        yield _json_record(obj, row, file)
+        yield _json_record_or_error(obj, row, file)
+
+
+def _json_record_or_error(obj: Any, row: int, file: Path) -> _Raw | DatasetError:
+    try:
+        return _json_record(obj, row, file)
+    except DatasetError as err:
+        return err
 
 
 def _json_record(obj: Any, row: int, file: Path) -> _Raw:
@@ -298,7 +335,9 @@ def _json_record(obj: Any, row: int, file: Path) -> _Raw:
             "no options", file=str(file), row=row, field="choices", fix="add a 'choices' or 'options' list"
         )
     if not isinstance(options, list):
-        raise DatasetError("options must be a list", file=str(file), row=row, field="choices")
+        raise DatasetError(
+            "options must be a list", file=str(file), row=row, field="choices", fix='use a JSON list: ["...", "..."]'
+        )
     answer = obj.get("answer", obj.get("answer_index", obj.get("gold")))
     return _Raw(row, q, list(options), answer, _str_id(rid), _opt_str(subject))
 
@@ -306,7 +345,13 @@ def _json_record(obj: Any, row: int, file: Path) -> _Raw:
 def _arc_record(obj: Mapping[str, Any], q: Mapping[str, Any], row: int, file: Path, rid: Any) -> _Raw:
     choices = q.get("choices")
     if not isinstance(choices, list) or not all(isinstance(c, Mapping) for c in choices):
-        raise DatasetError("question.choices must be a list of {label, text}", file=str(file), row=row)
+        raise DatasetError(
+            "question.choices must be a list of {label, text}",
+            file=str(file),
+            row=row,
+            field="question.choices",
+            fix='use ARC\'s layout: [{"label": "A", "text": "..."}, ...]',
+        )
     labels = [str(c.get("label", "")) for c in choices]
     key = obj.get("answerKey")
     answer: Any = labels.index(str(key)) if key is not None and str(key) in labels else key
@@ -337,7 +382,9 @@ def _validate(raw: _Raw, file: Path) -> Item:
         label = LABELS[k] if k < len(LABELS) else str(k)
         if isinstance(opt, int | float) and not isinstance(opt, bool):
             opt = str(opt)
-        if not isinstance(opt, str) or not opt.strip():
+        if opt is not None and not isinstance(opt, str):
+            raise bad(f"option {label} is not text ({type(opt).__name__})", label, "make every option a string")
+        if opt is None or not opt.strip():
             raise bad(f"option {label} is empty", label, "fill in or remove the empty option")
         if len(opt) > MAX_FIELD_CHARS:
             raise bad(f"option {label} is {len(opt):,} characters", label, f"keep options under {MAX_FIELD_CHARS:,}")
@@ -354,7 +401,7 @@ def _validate(raw: _Raw, file: Path) -> Item:
         raise bad(
             f"options {LABELS[first]} and {LABELS[second]} are identical ({dup[:40]!r})",
             "options",
-            "orderings of identical options are indistinguishable; fix or skip the item",
+            "orderings of identical options are indistinguishable; fix the item or pass --skip-invalid",
         )
     answer = _answer_index(raw.answer, len(options), bad)
     item_id = raw.id if raw.id is not None else f"{file.stem}:{raw.row}"
