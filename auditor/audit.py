@@ -6,6 +6,7 @@ a callback so the CLI can draw a bar.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from auditor.probe import ProbeResult, probe
 from auditor.report import Report, build_report
 from auditor.retry import RetryPolicy
 from auditor.scheduler import PromptResult, PromptTask, RunStats, Scheduler
+from auditor.secrets import resolve_api_key
 from providers.base import provider_class
 
 
@@ -34,6 +36,7 @@ class EndpointConfig:
     model: str = ""
     provider: str = "openai-completions"
     api_key_env: str | None = None
+    api_key_file: Path | None = None
     timeout: float = 120.0
     insecure: bool = False
 
@@ -52,6 +55,7 @@ class AuditConfig:
     concurrency: int = 8
     skip_invalid: bool = False
     attempts: int = 6
+    retry_failed: bool = False
 
 
 @dataclass
@@ -81,8 +85,8 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     """Everything that needs no network: load, validate, pick orderings, render prompts."""
     if cfg.limit is not None and cfg.limit < 1:
         raise UsageError("--limit must be at least 1")
-    loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid)
-    items = loaded.items[: cfg.limit] if cfg.limit is not None else loaded.items
+    loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
+    items = loaded.items
     template = load_template(cfg.template)
     orderings = [
         orderings_for(len(it.options), max_orderings=cfg.max_orderings, seed=cfg.seed, item_id=it.id) for it in items
@@ -91,12 +95,14 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     return Plan(loaded, items, template, orderings, rendered)
 
 
+def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:
+    key = resolve_api_key(ep.api_key_env, ep.api_key_file, dict(os.environ))
+    return (key,) if key else ()
+
+
 def http_client(ep: EndpointConfig) -> httpx.AsyncClient:
     headers = {}
-    if ep.api_key_env:
-        key = os.environ.get(ep.api_key_env)
-        if not key:
-            raise UsageError(f"environment variable {ep.api_key_env} is not set (named by --api-key-env)")
+    for key in endpoint_secrets(ep):
         headers["Authorization"] = f"Bearer {key}"
     return httpx.AsyncClient(
         headers=headers,
@@ -157,10 +163,17 @@ async def run_audit(
                 batch_size=cfg.batch_size,
                 policy=RetryPolicy(attempts=cfg.attempts),
                 on_prompt_done=on_progress,
+                retry_failed=cfg.retry_failed,
+                secrets=endpoint_secrets(ep),
             )
             if on_start is not None:
                 on_start(plan.n_prompts)
-            results = await scheduler.run(tasks)
+            interrupted = False
+            try:
+                results = await scheduler.run(tasks)
+            except asyncio.CancelledError:  # Ctrl-C: report what landed, then let the interrupt through
+                interrupted = True
+                results = _from_cache(cache, tasks)
         verdicts, failures = _judge(plan, results)
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = {
@@ -189,11 +202,41 @@ async def run_audit(
             "time": {"first_scored": first, "last_scored": last},
         }
         report = build_report(
-            verdicts, failures, plan.items, plan.rendered, provenance, skipped=[s.__dict__ for s in plan.load.skipped]
+            verdicts,
+            failures,
+            provenance,
+            skipped=[s.__dict__ for s in plan.load.skipped],
+            partial=interrupted,
         )
         paths = report.write(cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
-        return AuditOutcome(report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths)
+        outcome = AuditOutcome(report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths)
+    if interrupted:
+        raise AuditInterrupted(outcome)
+    return outcome
+
+
+class AuditInterrupted(Exception):
+    """Ctrl-C during scoring: a partial report was written; carries the outcome for the CLI."""
+
+    def __init__(self, outcome: AuditOutcome) -> None:
+        self.outcome = outcome
+        super().__init__("interrupted")
+
+
+def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]]) -> list[list[PromptResult]]:
+    """Whatever landed before an interruption, as results; the rest is marked not scored."""
+    out = []
+    for rows in tasks:
+        res = []
+        for t in rows:
+            record = cache.get(t.key)
+            res.append(PromptResult(record, cached=True) if record else PromptResult(None, error=NOT_SCORED))
+        out.append(res)
+    return out
+
+
+NOT_SCORED = "not scored (run interrupted)"
 
 
 def _judge(plan: Plan, results: list[list[PromptResult]]) -> tuple[list[ItemVerdict], list[ItemFailure]]:
@@ -201,6 +244,9 @@ def _judge(plan: Plan, results: list[list[PromptResult]]) -> tuple[list[ItemVerd
     failures: list[ItemFailure] = []
     for item, perms, rows, res in zip(plan.items, plan.orderings, plan.rendered, results, strict=True):
         errors = [r.error for r in res if r.record is None]
+        if errors and all(e == NOT_SCORED for e in errors):
+            failures.append(ItemFailure(item.id, item.subject, NOT_SCORED))
+            continue
         if errors:
             failures.append(
                 ItemFailure(item.id, item.subject, f"{len(errors)} of {len(res)} orderings failed: {errors[0]}")

@@ -202,3 +202,31 @@ def put_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str, re
             "insert or replace into probes (endpoint, model, provider, result_json, probed_at) values (?, ?, ?, ?, ?)",
             [endpoint, model, provider, canonical_json(result), now],
         )
+
+
+@migrations()
+def m003_failures(db: sqlite_utils.Database) -> None:
+    db["failures"].create(  # type: ignore[union-attr]
+        {"key": str, "endpoint": str, "model": str, "reason": str, "failed_at": str},
+        pk="key",
+    )
+
+
+def get_failure(cache: ScoreCache, key: str) -> str | None:
+    """The reason a prompt failed for good last time, if it did (and has not been scored since)."""
+    row = cache.db.execute("select reason from failures where key = ?", [key]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def put_failure(cache: ScoreCache, key: str, *, endpoint: str, model: str, reason: str) -> None:
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    with cache.db.conn:
+        cache.db.execute(
+            "insert or replace into failures (key, endpoint, model, reason, failed_at) values (?, ?, ?, ?, ?)",
+            [key, endpoint, model, reason, now],
+        )
+
+
+def clear_failure(cache: ScoreCache, key: str) -> None:
+    with cache.db.conn:
+        cache.db.execute("delete from failures where key = ?", [key])

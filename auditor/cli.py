@@ -13,12 +13,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from auditor import __version__
 from auditor.audit import (
     AuditConfig,
+    AuditInterrupted,
+    AuditOutcome,
     EndpointConfig,
+    endpoint_secrets,
     http_client,
     probe_endpoint,
     run_audit,
@@ -26,6 +29,7 @@ from auditor.audit import (
 )
 from auditor.cache import DEFAULT_PATH, ScoreCache
 from auditor.errors import AuditorError, CapabilityError, UsageError
+from auditor.secrets import redact
 from providers.base import provider_names
 
 
@@ -35,13 +39,22 @@ def _endpoint_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default="", help="model id as the server names it (default: the only one served)")
     g.add_argument("--provider", default="openai-completions", choices=provider_names(), help="endpoint dialect")
     g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
+    g.add_argument("--api-key-file", metavar="PATH", type=Path, help="read the API key from this file")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
     g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags end with one line and exit code 2, like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"auditor: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -61,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = run.add_argument_group("scheduling")
     s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
     s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
+    s.add_argument("--retry-failed", action="store_true", help="re-send prompts that failed for good in an earlier run")
     s.add_argument("--attempts", type=int, default=6, help="tries per request before a prompt is failed")
     return parser
 
@@ -73,6 +87,7 @@ def _endpoint(args: argparse.Namespace) -> EndpointConfig:
         model=args.model,
         provider=args.provider,
         api_key_env=args.api_key_env,
+        api_key_file=args.api_key_file,
         timeout=args.timeout,
         insecure=args.insecure,
     )
@@ -137,41 +152,76 @@ async def _run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         skip_invalid=args.skip_invalid,
         attempts=args.attempts,
+        retry_failed=args.retry_failed,
     )
     start, advance, close = _progress()
     try:
         outcome = await run_audit(cfg, on_start=start, on_progress=advance)
     finally:
         close()
-    st = outcome.stats
-    rate = (st.scored / outcome.seconds) if outcome.seconds > 0 else 0.0
-    print(summary_line(outcome.report))
-    print(
-        f"prompts: {st.scored} scored ({rate:.1f}/s), {st.cached} from cache, {st.failed} failed; "
-        f"requests: {st.requests} ({st.retries} retries); probe {'cached' if outcome.probe_cached else 'sent'}; "
-        f"{outcome.seconds:.1f} s"
-    )
-    print("report: " + ", ".join(str(p) for p in outcome.paths))
+    _print_outcome(outcome)
     return 0
 
 
+def _print_outcome(outcome: AuditOutcome) -> None:
+    st = outcome.stats
+    secs = max(outcome.seconds, 1e-9)
+    n_items = outcome.report.data["summary"]["n_items"] + outcome.report.data["summary"]["n_failed"]
+    print(summary_line(outcome.report))
+    print(f"items: {n_items} in {outcome.seconds:.1f} s ({n_items / secs:.2f} items/s)")
+    print(
+        f"prompts: {st.scored} scored ({st.scored / secs:.1f}/s), {st.cached} from cache, {st.failed} failed; "
+        f"requests: {st.requests} ({st.retries} retries); probe {'cached' if outcome.probe_cached else 'sent'}; "
+        f"{outcome.seconds:.1f} s"
+    )
+    if st.failed_earlier:
+        print(f"{st.failed_earlier} prompt(s) failed in an earlier run and were not re-sent; add --retry-failed")
+    print("report: " + ", ".join(str(p) for p in outcome.paths))
+
+
+def _secrets(args: argparse.Namespace) -> tuple[str, ...]:
+    try:
+        return endpoint_secrets(_endpoint(args))
+    except AuditorError:
+        return ()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a bad flag (already reported in one line)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    debug = os.environ.get("AUDITOR_DEBUG") == "1"
     try:
         return asyncio.run(_probe(args) if args.command == "probe" else _run(args))
     except CapabilityError as err:
-        print(f"auditor: endpoint cannot be audited: {err}", file=sys.stderr)
+        print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
     except AuditorError as err:
-        if os.environ.get("AUDITOR_DEBUG") == "1":
+        if debug:
             traceback.print_exc()
-        print(f"auditor: error: {err}", file=sys.stderr)
+        print(f"auditor: error: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
-    except KeyboardInterrupt:
+    except AuditInterrupted as stop:
+        _print_outcome(stop.outcome)
         print(
-            "auditor: interrupted; scored prompts are in the cache, re-run the same command to resume", file=sys.stderr
+            "auditor: interrupted; the partial report above covers what was scored. Scored prompts are cached:"
+            " re-run the same command to resume.",
+            file=sys.stderr,
         )
         return 130
+    except KeyboardInterrupt:
+        print("auditor: interrupted; scored prompts are cached: re-run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line unless debugging
+        if debug:
+            traceback.print_exc()
+        print(
+            f"auditor: internal error: {type(err).__name__}: {redact(str(err), _secrets(args))}"
+            " (set AUDITOR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -73,8 +73,12 @@ class _Raw:
     subject: str | None
 
 
-def load_items(path: Path, *, skip_invalid: bool = False) -> LoadResult:
-    """Load and validate every item under `path` (a file or a directory)."""
+def load_items(path: Path, *, skip_invalid: bool = False, limit: int | None = None) -> LoadResult:
+    """Load and validate the items under `path` (a file or a directory): all, or the first `limit`.
+
+    With a limit, reading stops once that many valid items are in hand: problems further on in the
+    dataset do not block a spot check of its beginning.
+    """
     if not path.exists():
         raise DatasetError("no such file or directory", file=str(path), fix="check the --dataset path")
     files, ignored = _data_files(path)
@@ -111,6 +115,8 @@ def load_items(path: Path, *, skip_invalid: bool = False) -> LoadResult:
                 )
             seen[item.id] = item
             result.items.append(item)
+            if limit is not None and len(result.items) >= limit:
+                return result
         if n_records == 0:
             raise DatasetError("no items in file", file=str(file), fix="remove it or add items")
     if not result.items:

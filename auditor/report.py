@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from auditor.detector import ItemFailure, ItemVerdict, judge_dataset
-from auditor.items import Item
-from auditor.orderings import Rendered
 
 TOP_ITEMS = 20
 
@@ -51,11 +49,10 @@ def _atomic_write(path: Path, text: str) -> None:
 def build_report(
     verdicts: Sequence[ItemVerdict],
     failures: Sequence[ItemFailure],
-    items: Sequence[Item],
-    rendered: Sequence[Sequence[Rendered]],
     provenance: dict[str, Any],
     *,
     skipped: Sequence[dict[str, Any]] = (),
+    partial: bool = False,
 ) -> Report:
     ds = judge_dataset(verdicts, n_failed=len(failures))
     summary = {
@@ -66,6 +63,7 @@ def build_report(
         "p_value": ds.p_value,
         "n_failed": ds.n_failed,
         "n_skipped_invalid": len(skipped),
+        "partial": partial,
     }
     data = {
         "summary": summary,
@@ -103,6 +101,11 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Leakage audit: `{ep['model']}` on `{ds['path']}`",
         "",
+        *(
+            ["> **Partial report**: the run was interrupted; re-run the same command to finish it.", ""]
+            if s.get("partial")
+            else []
+        ),
         "## Summary",
         "",
         "| | |",

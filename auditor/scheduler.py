@@ -10,13 +10,14 @@ scored prompt is written to the cache the moment it lands.
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from auditor.cache import ScoreCache
-from auditor.errors import EndpointError
+from auditor.cache import ScoreCache, clear_failure, get_failure, put_failure
+from auditor.errors import EndpointError, HTTPStatusError
+from auditor.limiter import AdaptiveLimiter, endpoint_limiter
 from auditor.retry import Decision, RetryPolicy
+from auditor.secrets import redact
 from providers.base import LogprobRecord, Provider
 
 
@@ -40,23 +41,9 @@ class RunStats:
     scored: int = 0
     cached: int = 0
     failed: int = 0
+    failed_earlier: int = 0  # known failures from an earlier run, not re-sent
     retries: int = 0
     rate_limited: int = 0
-
-
-_LIMITS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, str], asyncio.Semaphore]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def endpoint_semaphore(base_url: str, model: str, limit: int) -> asyncio.Semaphore:
-    """One semaphore per (endpoint, model) in the running event loop, shared by every scheduler."""
-    per_loop = _LIMITS.setdefault(asyncio.get_running_loop(), {})
-    key = (base_url, model)
-    sem = per_loop.get(key)
-    if sem is None:
-        sem = per_loop[key] = asyncio.Semaphore(limit)
-    return sem
 
 
 @dataclass
@@ -67,7 +54,10 @@ class Scheduler:
     batch_size: int = 24
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     on_prompt_done: Callable[[int], None] | None = None
+    retry_failed: bool = False  # re-send prompts that failed for good in an earlier run
+    secrets: tuple[str, ...] = ()  # redacted from every recorded error
     stats: RunStats = field(default_factory=RunStats)
+    limiter: AdaptiveLimiter | None = None
 
     async def run(self, items: Sequence[Sequence[PromptTask]]) -> list[list[PromptResult]]:
         """Score every item's prompts; the result mirrors the input's shape."""
@@ -75,7 +65,8 @@ class Scheduler:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(len(items)):
             queue.put_nowait(i)
-        sem = endpoint_semaphore(self.provider.base_url, self.provider.model, self.concurrency)
+        limiter = endpoint_limiter(self.provider.base_url, self.provider.model, self.concurrency)
+        self.limiter = limiter
 
         async def worker() -> None:
             while True:
@@ -83,57 +74,74 @@ class Scheduler:
                     i = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                results[i] = await self._score_item(items[i], sem)
+                results[i] = await self._score_item(items[i], limiter)
 
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(self.concurrency, len(items)))):
                 tg.create_task(worker())
         return results
 
-    async def _score_item(self, tasks: Sequence[PromptTask], sem: asyncio.Semaphore) -> list[PromptResult]:
+    async def _score_item(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
         out: list[PromptResult | None] = [None] * len(tasks)
         missing: list[int] = []
         for k, task in enumerate(tasks):
             record = self.cache.get(task.key)
-            if record is None:
-                missing.append(k)
-            else:
+            if record is not None:
                 out[k] = PromptResult(record, cached=True)
                 self.stats.cached += 1
+                continue
+            earlier = None if self.retry_failed else get_failure(self.cache, task.key)
+            if earlier is None:
+                missing.append(k)
+            else:  # known to fail: not paid for again unless --retry-failed
+                out[k] = PromptResult(None, error=earlier, cached=True)
+                self.stats.failed_earlier += 1
         if len(missing) < len(tasks):
             self._progress(len(tasks) - len(missing))
         size = max(1, min(self.batch_size, self.provider.max_prompts_per_request))
         chunks = [missing[s : s + size] for s in range(0, len(missing), size)]
-        done = await asyncio.gather(*(self._score_chunk([tasks[k] for k in c], sem) for c in chunks))
+        done = await asyncio.gather(*(self._score_chunk([tasks[k] for k in c], limiter) for c in chunks))
         for chunk, chunk_results in zip(chunks, done, strict=True):
             for k, res in zip(chunk, chunk_results, strict=True):
                 out[k] = res
         return [r for r in out if r is not None]
 
-    async def _score_chunk(self, tasks: Sequence[PromptTask], sem: asyncio.Semaphore) -> list[PromptResult]:
+    async def _score_chunk(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
         try:
-            records = await self._request([t.text for t in tasks], sem)
+            records = await self._request([t.text for t in tasks], limiter)
         except EndpointError as err:
             if len(tasks) > 1:  # isolate the prompt(s) the server refuses
-                parts = await asyncio.gather(*(self._score_chunk([t], sem) for t in tasks))
+                parts = await asyncio.gather(*(self._score_chunk([t], limiter) for t in tasks))
                 return [r for part in parts for r in part]
             self.stats.failed += 1
+            reason = redact(str(err), self.secrets)
+            base, model = self.provider.base_url, self.provider.model
+            put_failure(self.cache, tasks[0].key, endpoint=base, model=model, reason=reason)
             self._progress(1)
-            return [PromptResult(None, error=str(err))]
+            return [PromptResult(None, error=reason)]
         results = []
         for task, record in zip(tasks, records, strict=True):
             self.cache.put(task.key, endpoint=self.provider.base_url, model=self.provider.model, record=record)
+            if self.retry_failed:
+                clear_failure(self.cache, task.key)
             results.append(PromptResult(record))
         self.stats.scored += len(records)
         self._progress(len(records))
         return results
 
-    async def _request(self, prompts: list[str], sem: asyncio.Semaphore) -> list[LogprobRecord]:
+    async def _request(self, prompts: list[str], limiter: AdaptiveLimiter) -> list[LogprobRecord]:
         async def once() -> list[LogprobRecord]:
-            async with sem:
+            async with limiter.slot() as generation:
                 self.stats.requests += 1
                 self.stats.prompts_sent += len(prompts)
-                return await self.provider.score(prompts)
+                try:
+                    records = await self.provider.score(prompts)
+                except HTTPStatusError as err:
+                    if err.status in (429, 503):
+                        limiter.overload(generation)
+                    raise
+                limiter.success()
+                return records
 
         def on_retry(decision: Decision) -> None:
             self.stats.retries += 1

@@ -185,3 +185,80 @@ def test_missing_api_key_env(
     code = main(["probe", "--base-url", BASE, "--api-key-env", "AUDITOR_TEST_KEY"])
     assert code == 2 and "AUDITOR_TEST_KEY" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+
+
+def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_path: Path) -> None:
+    items = load_items(dataset).items[:2]
+    poison = PAPER.render(items[0], (1, 0, 2, 3)).text
+    refusing = [True]
+
+    def hook(body: dict[str, object]) -> httpx.Response | None:
+        prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
+        if refusing[0] and poison in prompts:
+            return httpx.Response(400, json={"error": {"message": "refused"}})
+        return None
+
+    server = FakeServer(hook=hook)
+    args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--limit", "2",
+            "--cache", str(tmp_path / "c.sqlite")]
+    with serve(server) as router:
+        assert main(args) == 0
+        sent = len(router.calls)
+        assert main(args) == 0
+        assert len(router.calls) == sent  # the refused prompt is remembered, not re-sent
+        report = json.loads((tmp_path / "r" / "report.json").read_text())
+        assert report["summary"]["n_failed"] == 1 and "refused" in report["failures"][0]["reason"]
+        refusing[0] = False
+        assert main([*args, "--retry-failed"]) == 0
+        assert len(router.calls) == sent + 1  # exactly the one failed prompt
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["summary"]["n_failed"] == 0 and report["summary"]["n_items"] == 2
+
+
+def test_api_key_sent_but_never_written(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    sentinel = "sk-SENTINEL-9f8e7d6c5b4a"
+    monkeypatch.setenv("AUDITOR_TEST_KEY", sentinel)
+    items = load_items(dataset).items[:2]
+    poison = PAPER.render(items[1], (0, 1, 2, 3)).text
+    seen_auth: list[str] = []
+    server = FakeServer()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen_auth.append(request.headers.get("authorization", ""))
+        if request.url.path.endswith("/completions") and poison in json.loads(request.content)["prompt"]:
+            # a server that echoes the credential back in its error message
+            return httpx.Response(401, json={"error": {"message": f"bad key {request.headers['authorization']}"}})
+        return server.handler(request)
+
+    out, cache = tmp_path / "r", tmp_path / "c.sqlite"
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="fake.test").mock(side_effect=handler)
+        code = main(["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(out), "--limit", "2",
+                     "--cache", str(cache), "--api-key-env", "AUDITOR_TEST_KEY"])
+        assert code == 0
+        code = main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "1", "--cache", str(cache),
+                     "--api-key-env", "AUDITOR_TEST_KEY"])
+    assert seen_auth and all(a == f"Bearer {sentinel}" for a in seen_auth)
+    printed = capsys.readouterr()
+    report = json.loads((out / "report.json").read_text())
+    assert report["summary"]["n_failed"] == 1 and "[REDACTED]" in report["failures"][0]["reason"]
+    for blob in [printed.out, printed.err, *(p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*")
+                                              if p.is_file())]:
+        assert sentinel not in blob
+
+
+def test_api_key_file(tmp_path: Path) -> None:
+    key = tmp_path / "key"
+    key.write_text("sk-from-file\n")
+    seen: list[str] = []
+    server = FakeServer()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return server.handler(request)
+
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="fake.test").mock(side_effect=handler)
+        assert main(["probe", "--base-url", BASE, "--api-key-file", str(key), "--cache", str(tmp_path / "c")]) == 0
+    assert seen and set(seen) == {"Bearer sk-from-file"}

@@ -727,3 +727,12 @@ def test_skip_invalid_does_not_hide_file_level_problems(tmp_path: Path, name: st
 def test_there_are_enough_malformed_cases() -> None:
     assert len(CASES) >= 20
     assert len(ROW_LEVEL) >= 10
+
+
+def test_limit_stops_before_problems_further_on(tmp_path: Path) -> None:
+    (tmp_path / "a_test.csv").write_text("Q1?,w,x,y,z,A\nQ2?,w,x,y,z,B\n")
+    (tmp_path / "b_test.csv").write_text("Q3?,same,same,y,z,A\n")  # invalid, but past the limit
+    res = load_items(tmp_path, limit=2)
+    assert [it.id for it in res.items] == ["a_test:0", "a_test:1"]
+    with pytest.raises(DatasetError, match="b_test.csv"):
+        load_items(tmp_path, limit=3)
