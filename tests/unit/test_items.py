@@ -734,5 +734,5 @@ def test_limit_stops_before_problems_further_on(tmp_path: Path) -> None:
     (tmp_path / "b_test.csv").write_text("Q3?,same,same,y,z,A\n")  # invalid, but past the limit
     res = load_items(tmp_path, limit=2)
     assert [it.id for it in res.items] == ["a_test:0", "a_test:1"]
-    with pytest.raises(DatasetError, match="b_test.csv"):
+    with pytest.raises(DatasetError, match=r"b_test\.csv"):
         load_items(tmp_path, limit=3)
