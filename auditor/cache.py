@@ -8,9 +8,12 @@ that a damaged row is detected, discarded and fetched again, never used. Errors 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +81,17 @@ def _decode(meta: str, values: bytes) -> LogprobRecord:
     return LogprobRecord.from_json(data)
 
 
+@contextmanager
+def _init_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `<cache>.lock` while the journal mode is set and migrations run."""
+    with open(f"{path}.lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @dataclass
 class CacheStats:
     hits: int = 0
@@ -95,12 +109,13 @@ class ScoreCache:
     def open(self) -> ScoreCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
-            conn.execute("PRAGMA busy_timeout = 30000")
-            db = sqlite_utils.Database(conn)
-            db.enable_wal()
-            conn.execute("PRAGMA synchronous = NORMAL")
-            migrations.apply(db)
+            with _init_lock(self.path):  # two processes creating one cache must not race
+                conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None)
+                conn.execute("PRAGMA busy_timeout = 30000")
+                db = sqlite_utils.Database(conn)
+                db.enable_wal()
+                conn.execute("PRAGMA synchronous = NORMAL")
+                migrations.apply(db)
         except (sqlite3.Error, OSError) as err:
             raise CacheError(f"cannot open cache {self.path}: {err}") from err
         self._db = db

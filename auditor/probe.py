@@ -8,11 +8,13 @@ and whether `max_tokens: 0` is accepted (otherwise 1, with the generated token d
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import httpx
 
 from auditor.errors import CapabilityError, EndpointError, HTTPStatusError, ResponseFormatError
+from auditor.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
 
 PROBE_PROMPT = "\nWhich planet is known as the red planet?:\nA:Venus\nB:Mars\nC:Jupiter \nD:Saturn\n"
@@ -46,15 +48,21 @@ class ProbeResult:
         )
 
 
-async def probe(client: httpx.AsyncClient, *, provider: str, base_url: str, model: str) -> ProbeResult:
-    """Raise CapabilityError (with the reason) unless usable prompt logprobs come back."""
+async def probe(
+    client: httpx.AsyncClient, *, provider: str, base_url: str, model: str, policy: RetryPolicy | None = None
+) -> ProbeResult:
+    """Raise CapabilityError (with the reason) unless usable prompt logprobs come back.
+
+    Transient trouble (429, 5xx, resets) is retried like any scoring request before giving up.
+    """
+    policy = policy or RetryPolicy()
     cls = provider_class(provider)
-    info: EndpointInfo = await cls(client, base_url=base_url, model=model).describe()
+    info: EndpointInfo = await policy.call(cls(client, base_url=base_url, model=model).describe)
     last: EndpointError | None = None
     for max_tokens in (0, 1):
         adapter = cls(client, base_url=base_url, model=info.model, max_tokens=max_tokens)
         try:
-            records = await adapter.score([PROBE_PROMPT])
+            records = await policy.call(partial(adapter.score, [PROBE_PROMPT]))
         except HTTPStatusError as err:
             if err.status in (400, 422) and max_tokens == 0:
                 last = err  # max_tokens=0 refused: try 1 and drop the generated token

@@ -4,8 +4,11 @@
 
 - 429: rate limited; honour Retry-After when the server sends one.
 - 408, 5xx, timeouts, connection errors and resets: transient.
-- Any other 4xx, malformed 2xx payloads, alignment failures: never retried (the same request
-  would get the same answer); the prompt is recorded as failed with the reason.
+- A 2xx payload that breaks the dialect's contract (invalid or truncated JSON, fewer logprobs than
+  tokens, a null inside): "garbled", retried once, since proxies and overloaded servers do cut
+  bodies, but a server that keeps answering that way is not paid again and again.
+- Any other 4xx and alignment failures: never retried (the same request would get the same
+  answer); the prompt is recorded as failed with the reason.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
 
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from auditor.errors import HTTPStatusError, TransportError
+from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, TransportError
 
 T = TypeVar("T")
-Kind = Literal["no", "transient", "rate_limited"]
+Kind = Literal["no", "transient", "rate_limited", "garbled"]
+GARBLED_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,8 @@ def classify(exc: BaseException) -> Decision:
             return Decision("rate_limited", exc.retry_after)
         if exc.status == 408 or exc.status >= 500:
             return Decision("transient", exc.retry_after)
+    if isinstance(exc, ResponseFormatError) and not isinstance(exc, AlignmentError):
+        return Decision("garbled")
     return Decision("no")
 
 
@@ -64,12 +70,14 @@ class RetryPolicy:
                 on_retry(decision)
             return self.wait_for(state.attempt_number, decision)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait,
-            retry=retry_if_exception(lambda e: classify(e).retry),
-            reraise=True,
-        )
+        def should_retry(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            if exc is None:
+                return False
+            decision = classify(exc)
+            return decision.retry and (decision.kind != "garbled" or state.attempt_number < GARBLED_ATTEMPTS)
+
+        retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=wait, retry=should_retry, reraise=True)
         async for attempt in retrying:
             with attempt:
                 return await fn()

@@ -20,7 +20,7 @@ from auditor.retry import Decision, RetryPolicy, classify
         (HTTPStatusError("unauthorized", status=401), "no", None),
         (HTTPStatusError("not found", status=404), "no", None),
         (HTTPStatusError("unprocessable", status=422), "no", None),
-        (ResponseFormatError("garbled"), "no", None),
+        (ResponseFormatError("garbled"), "garbled", None),
         (AlignmentError("misaligned"), "no", None),
         (ValueError("a bug"), "no", None),
     ],
@@ -69,3 +69,15 @@ async def test_policy_never_retries_400_and_gives_up_after_attempts() -> None:
     with pytest.raises(HTTPStatusError):
         await RetryPolicy(attempts=3).call(down)
     assert len(calls) == 3
+
+
+async def test_garbled_responses_retried_once_only() -> None:
+    calls = []
+
+    async def garbled() -> str:
+        calls.append(1)
+        raise ResponseFormatError("invalid JSON in response")
+
+    with pytest.raises(ResponseFormatError):
+        await RetryPolicy(attempts=6, base_wait=0.0).call(garbled)
+    assert len(calls) == 2
