@@ -15,6 +15,7 @@ from auditor.items import load_items
 from auditor.orderings import PAPER
 from tests.conftest import SHARED_DATA
 from tests.fakeserver import FakeServer
+from tests.unit.test_items import CASES, _write_case
 
 BASE = "http://fake.test/v1"
 
@@ -262,3 +263,23 @@ def test_api_key_file(tmp_path: Path) -> None:
         router.route(host="fake.test").mock(side_effect=handler)
         assert main(["probe", "--base-url", BASE, "--api-key-file", str(key), "--cache", str(tmp_path / "c")]) == 0
     assert seen and set(seen) == {"Bearer sk-from-file"}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_every_malformed_dataset_ends_in_one_line_exit_2(
+    name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    bad = _write_case(data, CASES[name])
+    out = tmp_path / "run"
+    with serve(FakeServer()) as router:
+        code = main(["run", "--base-url", BASE, "--dataset", str(data), "--out", str(out),
+                     "--cache", str(tmp_path / "c.sqlite")])  # fmt: skip
+        assert not router.calls
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and str(bad) in err and "Traceback" not in err
+    if CASES[name].row is not None:
+        assert f"row {CASES[name].row}" in err
+    assert not out.exists()
