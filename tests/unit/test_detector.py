@@ -60,3 +60,40 @@ def test_dataset_verdict() -> None:
     assert none.n_leaked == 0 and none.p_value == 1.0
     strong = judge_dataset(leaked, n_failed=0)
     assert strong.p_value == pytest.approx(0.25**10)
+
+
+def test_rank_sum_exact_and_normal_agree() -> None:
+    from auditor.stats import rank_sum_p_value
+
+    assert rank_sum_p_value([1], [4]) == pytest.approx(0.25)
+    assert rank_sum_p_value([1, 1], [4, 4]) == pytest.approx(1 / 16)
+    assert rank_sum_p_value([4, 4], [4, 4]) == pytest.approx(1.0)
+    ranks, ks = [8] * 300, [24] * 300  # mildly better than the null mean 12.5
+    exact = rank_sum_p_value(ranks, ks)
+    approx = rank_sum_p_value(ranks * 3, ks * 3)  # large: normal approximation
+    assert exact < 1e-10 and approx < exact
+
+
+def test_leaked_fraction_and_interval() -> None:
+    from auditor.stats import leaked_fraction
+
+    est, lo, hi = leaked_fraction(0, 100, 1 / 24)
+    assert (est, lo, hi) == (0.0, 0.0, 0.0)  # fewer top-1 items than chance alone would give
+    est, lo, hi = leaked_fraction(6, 100, 1 / 24)
+    assert 0.0 < est < hi < 0.15 and lo == 0.0
+    est, lo, hi = leaked_fraction(52, 100, 1 / 24)
+    assert est == pytest.approx((0.52 - 1 / 24) / (1 - 1 / 24)) and lo < est < hi
+
+
+def test_fisher_greater() -> None:
+    from auditor.stats import fisher_greater
+
+    assert fisher_greater(10, 10, 0, 10) == pytest.approx(1 / math.comb(20, 10))
+    assert fisher_greater(5, 10, 5, 10) > 0.5
+    assert fisher_greater(0, 10, 10, 10) == pytest.approx(1.0)
+
+
+def test_benjamini_hochberg() -> None:
+    from auditor.stats import benjamini_hochberg
+
+    assert benjamini_hochberg([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
