@@ -86,7 +86,16 @@ class Provider(Protocol):
         ...
 
 
-_REGISTRY = {"openai-completions": "providers.openai_completions:OpenAICompletions"}
+_REGISTRY = {
+    "openai-completions": "providers.openai_completions:OpenAICompletions",
+    "vllm": "providers.vllm:VLLM",
+    "sglang": "providers.sglang:SGLang",
+    "tgi": "providers.tgi:TGI",
+    "llama-cpp-python": "providers.llama_cpp:LlamaCppPython",
+    "together": "providers.together:Together",
+    "fireworks": "providers.fireworks:Fireworks",
+    "openai": "providers.openai_legacy:OpenAILegacy",
+}
 
 
 def provider_names() -> list[str]:

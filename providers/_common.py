@@ -1,0 +1,129 @@
+"""Checks shared by the dialect adapters: one validated LogprobRecord from parallel lists, model lists.
+
+Every adapter ends the same way: it has, per prompt, a list of token strings, a list of logprobs
+(and sometimes token ids). `build_record` turns them into a record or refuses:
+
+- the lists must have the same length, tokens must be strings, ids integers;
+- only position 0 may be null; everything else must be a finite number (never a zero for a null);
+- the token strings are placed on the prompt text with `auditor.align.place_tokens`; tokens past the
+  end of the prompt (a generated token) are dropped only where the dialect echoes one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from auditor.align import place_tokens
+from auditor.errors import AlignmentError, ResponseFormatError
+from providers.base import LogprobRecord
+
+Bad = Callable[[str], ResponseFormatError]
+
+
+def bad_for(endpoint: str | None) -> Bad:
+    def bad(msg: str) -> ResponseFormatError:
+        return ResponseFormatError(msg, endpoint=endpoint)
+
+    return bad
+
+
+def root_url(base_url: str) -> str:
+    """The server root for native routes (`/generate`, `/version`, `/info`), whether or not `/v1` was given."""
+    base = base_url.rstrip("/")
+    return base[: -len("/v1")] if base.endswith("/v1") else base
+
+
+def as_logprob(value: Any, k: int, where: str, bad: Bad) -> float | None:
+    """One logprob: None only at position 0; otherwise a finite number (bools and NaN refused)."""
+    if value is None:
+        if k != 0:
+            raise bad(f"{where}: null logprob at token {k}; only the first may be null")
+        return None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    raise bad(f"{where}: logprob at token {k} is not a finite number ({value!r})")
+
+
+def build_record(
+    tokens: Sequence[Any],
+    values: Sequence[Any],
+    prompt: str,
+    *,
+    where: str,
+    endpoint: str | None,
+    token_ids: Sequence[Any] | None = None,
+    generated_tail: bool = False,
+) -> LogprobRecord:
+    """Validate and place one prompt's tokens. `generated_tail`: the dialect echoes generated tokens after it."""
+    bad = bad_for(endpoint)
+    if len(tokens) != len(values):
+        raise bad(f"{where}: {len(tokens)} tokens but {len(values)} logprobs")
+    if not tokens:
+        raise bad(f"{where}: no prompt tokens scored")
+    if not all(isinstance(t, str) for t in tokens):
+        raise bad(f"{where}: token strings missing (got {next(t for t in tokens if not isinstance(t, str))!r})")
+    if token_ids is not None:
+        if len(token_ids) != len(tokens):
+            raise bad(f"{where}: {len(token_ids)} token ids for {len(tokens)} tokens")
+        if not all(isinstance(t, int) and not isinstance(t, bool) for t in token_ids):
+            raise bad(f"{where}: token ids must be integers")
+    try:
+        placed = place_tokens(tokens, prompt)
+    except AlignmentError as err:
+        raise AlignmentError(f"{where}: {err}", endpoint=endpoint) from None
+    n = placed.n_prompt_tokens
+    if n != len(tokens) and not generated_tail:
+        raise AlignmentError(
+            f"{where}: {len(tokens) - n} token(s) left over after the prompt text ({tokens[n]!r})",
+            endpoint=endpoint,
+        )
+    logprobs = tuple(as_logprob(v, k, where, bad) for k, v in enumerate(values[:n]))
+    return LogprobRecord(
+        tokens=tuple(tokens[:n]),
+        logprobs=logprobs,
+        offsets=tuple(placed.offsets),
+        token_ids=None if token_ids is None else tuple(int(t) for t in token_ids[:n]),
+        prompt_tokens=n,
+    )
+
+
+def check_usage(data: Any, counted: int, bad: Bad) -> None:
+    """`usage.prompt_tokens`, when the server reports it, must equal the tokens we scored."""
+    usage = data.get("usage") if isinstance(data, dict) else None
+    reported = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if isinstance(reported, int) and reported != counted:
+        raise bad(f"server counted {reported} prompt tokens but returned logprobs for {counted}")
+
+
+def pick_model(models: Any, model: str, bad: Bad, route: str) -> dict[str, Any]:
+    """The entry of a model list (`{"data": [...]}` or a bare list) whose id is `model`.
+
+    With no model given and exactly one served, that one.
+    """
+    entries = models.get("data") if isinstance(models, dict) else models
+    if not isinstance(entries, list) or not entries:
+        raise bad(f"GET {route} returned no models")
+    found = next((m for m in entries if isinstance(m, dict) and m.get("id") == model), None)
+    if found is None and not model and len(entries) == 1 and isinstance(entries[0], dict):
+        found = entries[0]
+    if found is None:
+        names = ", ".join(str(m.get("id")) for m in entries[:20] if isinstance(m, dict))
+        raise bad(f"model {model!r} is not served here (served: {names}{', ...' if len(entries) > 20 else ''})")
+    return found
+
+
+async def best_effort_version(client: httpx.AsyncClient, url: str, key: str = "version") -> str | None:
+    """A server version from a JSON route, or None: describing an endpoint never fails on it."""
+    try:
+        resp = await client.get(url)
+        if resp.status_code == 200:
+            data = resp.json()
+            version = data.get(key) if isinstance(data, dict) else None
+            return str(version) if version else None
+    except (httpx.HTTPError, ValueError):
+        return None
+    return None

@@ -1,0 +1,113 @@
+"""llama-cpp-python's server (`python -m llama_cpp.server --logits_all true`): completions with echo.
+
+Request: `{"model", "prompt": str, "echo": true, "logprobs": 0, "max_tokens": 1, "temperature": 0}`,
+one prompt per request (a list is a 500 there). `max_tokens` is always 1: 0 means "generate until the
+context is full" on this server. The echoed generated token is dropped.
+
+Two quirks, both seen with llama-cpp-python 0.3.36 (tests/fixtures/llama-cpp-python-0.3.36):
+
+- BOS: `usage.prompt_tokens` counts the BOS token, which is not echoed, so it is one more than the
+  echoed prompt tokens. Accepted.
+- Shift: for a GGUF with `tokenizer.ggml.add_bos_token=false` (SmolLM2), every echoed logprob belongs
+  to the next token (checked against raw logits), and the generated token is missing from the echo.
+  That missing token is the tell: it is refused with the fix (restart with
+  `--kv_overrides tokenizer.ggml.add_bos_token=bool:true`), never scored.
+
+The C++ `llama-server` (llama.cpp proper) has no prompt logprobs: it refuses echo with "Only no echo
+is supported". `detect_llama_cpp_server` turns that refusal into a CapabilityError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+from auditor.errors import CapabilityError, HTTPStatusError
+from providers._common import bad_for, build_record
+from providers.base import EndpointInfo, LogprobRecord, request_json
+from providers.openai_completions import OpenAICompletions
+
+LLAMA_SERVER_ECHO_REFUSAL = "Only no echo is supported"
+SHIFT_FIX = (
+    "llama-cpp-python echoed no generated token: its prompt logprobs are shifted by one token for this model"
+    " (GGUF add_bos_token=false); restart the server with --kv_overrides tokenizer.ggml.add_bos_token=bool:true"
+)
+
+
+def detect_llama_cpp_server(err: BaseException) -> CapabilityError | None:
+    """The C++ llama-server's refusal of echo (any status, it answers 500 or 400), as a CapabilityError."""
+    if not isinstance(err, HTTPStatusError):
+        return None
+    if LLAMA_SERVER_ECHO_REFUSAL not in str(err) and LLAMA_SERVER_ECHO_REFUSAL not in err.body:
+        return None
+    return CapabilityError(
+        'this is llama.cpp\'s llama-server, which refuses echo ("Only no echo is supported") and so returns no'
+        " prompt logprobs; serve the GGUF with llama-cpp-python (python -m llama_cpp.server --logits_all true)"
+        " or vLLM instead",
+        endpoint=err.endpoint,
+    )
+
+
+class LlamaCppPython(OpenAICompletions):
+    name = "llama-cpp-python"
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return 1
+
+    def scoring_params(self) -> dict[str, Any]:
+        return {"dialect": self.name, "echo": True, "logprobs": 0, "temperature": 0}
+
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt": prompts[0],
+            "echo": True,
+            "logprobs": 0,
+            "max_tokens": 1,
+            "temperature": 0,
+        }
+
+    async def describe(self) -> EndpointInfo:
+        info = await super().describe()  # GET /models; llama-cpp-python has no /version
+        return dataclasses.replace(info, server=self.name)
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        if len(prompts) != 1:
+            raise ValueError(f"llama-cpp-python scores one prompt per request, got {len(prompts)}")
+        try:
+            url, body = f"{self.base_url}/completions", self.request_body(prompts)
+            data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=body)
+        except HTTPStatusError as err:
+            refusal = detect_llama_cpp_server(err)
+            if refusal is not None:
+                raise refusal from err
+            raise
+        return [parse_llama_cpp(data, prompts[0], endpoint=self.base_url)]
+
+
+def parse_llama_cpp(data: Any, prompt: str, *, endpoint: str | None = None) -> LogprobRecord:
+    """One validated record from an echo response to `max_tokens: 1`, generated token dropped."""
+    bad = bad_for(endpoint)
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or len(choices) != 1 or not isinstance(choices[0], dict):
+        raise bad(f"expected 1 choice, got {len(choices) if isinstance(choices, list) else 'no'}")
+    lp = choices[0].get("logprobs")
+    if (
+        not isinstance(lp, dict)
+        or not isinstance(lp.get("tokens"), list)
+        or not isinstance(lp.get("token_logprobs"), list)
+    ):
+        raise bad("prompt 0: no echoed tokens/token_logprobs (was the server started with --logits_all true?)")
+    tokens, values = lp["tokens"], lp["token_logprobs"]
+    record = build_record(tokens, values, prompt, where="prompt 0", endpoint=endpoint, generated_tail=True)
+    n = len(record.tokens)
+    usage = data.get("usage") if isinstance(data, dict) else None
+    generated = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(generated, int) and generated >= 1 and len(tokens) == n:
+        raise bad(SHIFT_FIX)
+    counted = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+    if isinstance(counted, int) and counted not in (n, n + 1):  # n + 1: BOS counted, not echoed
+        raise bad(f"server counted {counted} prompt tokens but echoed {n}")
+    return record

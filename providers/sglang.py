@@ -1,0 +1,112 @@
+"""SGLang's native `/generate` with input-token logprobs.
+
+Request (server root, not /v1): `{"text": [..], "return_logprob": true, "logprob_start_len": 0,
+"return_text_in_logprobs": true, "sampling_params": {"max_new_tokens": 0 | 1, "temperature": 0}}`.
+`logprob_start_len: 0` asks for the whole prompt (a larger value would let the radix cache serve the
+first tokens unscored). `max_new_tokens` follows the probe: 0 when accepted, else 1; generated tokens
+come back in `output_token_logprobs`, apart from the prompt's, and are never scored.
+
+Response: a list with one object per prompt, in order; `meta_info.input_token_logprobs` is a list of
+`[logprob, token_id, text]`, the first logprob null, and `meta_info.prompt_tokens` counts them.
+
+SGLang decodes each token on its own (`batch_decode` of single ids): byte-level BPE pieces of one
+character come back as U+FFFD, which `place_tokens` handles; SentencePiece tokenizers (Llama 2,
+Mistral) lose the leading space of a word that way, so such prompts fail alignment (AlignmentError)
+rather than being scored wrongly: use `openai-completions` against SGLang's `/v1/completions` there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from providers._common import bad_for, best_effort_version, build_record, pick_model, root_url
+from providers.base import EndpointInfo, LogprobRecord, request_json
+
+
+class SGLang:
+    name = "sglang"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        max_tokens: int = 0,
+        batch_size: int = 24,
+    ) -> None:
+        if max_tokens not in (0, 1):
+            raise ValueError("max_tokens must be 0 or 1")
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens
+        self._batch_size = batch_size
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return max(1, self._batch_size)
+
+    def scoring_params(self) -> dict[str, Any]:
+        return {"dialect": self.name, "logprob_start_len": 0, "temperature": 0}
+
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        return {
+            "text": list(prompts),
+            "return_logprob": True,
+            "logprob_start_len": 0,
+            "return_text_in_logprobs": True,
+            "sampling_params": {"max_new_tokens": self.max_tokens, "temperature": 0},
+        }
+
+    async def describe(self) -> EndpointInfo:
+        root = root_url(self.base_url)
+        data = await request_json(self._client, "GET", f"{root}/v1/models", endpoint=self.base_url)
+        entry = pick_model(data, self.model, bad_for(self.base_url), "/v1/models")
+        version = await best_effort_version(self._client, f"{root}/get_server_info")
+        return EndpointInfo(
+            base_url=self.base_url,
+            model=str(entry["id"]),
+            server="sglang",
+            server_version=version,
+            max_model_len=entry.get("max_model_len"),
+            extra={"root": entry["root"]} if entry.get("root") else {},
+        )
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        url = f"{root_url(self.base_url)}/generate"
+        data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts))
+        return parse_sglang(data, prompts, endpoint=self.base_url)
+
+
+def parse_sglang(data: Any, prompts: Sequence[str], *, endpoint: str | None = None) -> list[LogprobRecord]:
+    """One validated record per prompt from `meta_info.input_token_logprobs`."""
+    bad = bad_for(endpoint)
+    if isinstance(data, dict) and len(prompts) == 1:
+        data = [data]  # a single prompt may come back unwrapped
+    if not isinstance(data, list) or len(data) != len(prompts):
+        got = len(data) if isinstance(data, list) else "no list of"
+        raise bad(f"expected {len(prompts)} results, got {got}")
+    return [_parse_one(item, prompts[i], f"prompt {i}", endpoint) for i, item in enumerate(data)]
+
+
+def _parse_one(item: Any, prompt: str, where: str, endpoint: str | None) -> LogprobRecord:
+    bad = bad_for(endpoint)
+    meta = item.get("meta_info") if isinstance(item, dict) else None
+    entries = meta.get("input_token_logprobs") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict) or not isinstance(entries, list):
+        raise bad(f"{where}: no meta_info.input_token_logprobs (was return_logprob honoured?)")
+    if not all(isinstance(e, list) and len(e) == 3 for e in entries):
+        raise bad(f"{where}: input_token_logprobs entries must be [logprob, token_id, text]")
+    counted = meta.get("prompt_tokens")
+    if isinstance(counted, int) and counted != len(entries):
+        raise bad(f"{where}: {len(entries)} scored entries for {counted} prompt tokens")
+    if any(e[2] is None for e in entries):
+        raise bad(f"{where}: token texts missing (return_text_in_logprobs ignored)")
+    values = [e[0] for e in entries]
+    tokens = [e[2] for e in entries]
+    ids = [e[1] for e in entries]
+    return build_record(tokens, values, prompt, where=where, endpoint=endpoint, token_ids=ids)

@@ -1,0 +1,106 @@
+"""text-generation-inference: native `POST /generate` with `decoder_input_details`.
+
+Request (server root): `{"inputs": prompt, "parameters": {"max_new_tokens": 1, "decoder_input_details":
+true, "details": true}}`, one prompt per request (TGI's `/generate` takes one input; `max_new_tokens`
+must be >= 1, and the generated token is reported apart, in `details.tokens`).
+
+Response: `details.prefill = [{id, text, logprob}]`, the first logprob null (NaN on the server). Since
+TGI 3.0 prefill logprobs are off unless the server was launched with `--enable-prefill-logprobs`, and
+then `prefill` is silently `[]`: that is a CapabilityError, never a score.
+
+Like SGLang, TGI decodes each prefill token on its own; SentencePiece tokenizers lose word-leading
+spaces that way, and such prompts fail alignment rather than being scored wrongly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from auditor.errors import CapabilityError
+from providers._common import bad_for, build_record, root_url
+from providers.base import EndpointInfo, LogprobRecord, request_json
+
+NO_PREFILL = "TGI returned no prefill logprobs: start TGI with --enable-prefill-logprobs"
+MODEL_ALIASES = ("", "tgi")  # TGI serves one model; its OpenAI routes call it "tgi"
+
+
+class TGI:
+    name = "tgi"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        max_tokens: int = 0,
+        batch_size: int = 24,
+    ) -> None:
+        if max_tokens not in (0, 1):
+            raise ValueError("max_tokens must be 0 or 1")
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens  # accepted for the common constructor; TGI always generates one token
+        self._batch_size = batch_size
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return 1
+
+    def scoring_params(self) -> dict[str, Any]:
+        return {"dialect": self.name, "decoder_input_details": True}
+
+    def request_body(self, prompt: str) -> dict[str, Any]:
+        return {
+            "inputs": prompt,
+            "parameters": {"max_new_tokens": 1, "decoder_input_details": True, "details": True},
+        }
+
+    async def describe(self) -> EndpointInfo:
+        data = await request_json(self._client, "GET", f"{root_url(self.base_url)}/info", endpoint=self.base_url)
+        bad = bad_for(self.base_url)
+        served = data.get("model_id") if isinstance(data, dict) else None
+        if not isinstance(served, str) or not served:
+            raise bad("GET /info returned no model_id (is this TGI?)")
+        if self.model not in (*MODEL_ALIASES, served):
+            raise bad(f"model {self.model!r} is not served here (served: {served})")
+        max_len = data.get("max_input_tokens", data.get("max_input_length"))
+        version = data.get("version")
+        return EndpointInfo(
+            base_url=self.base_url,
+            model=served,
+            server="tgi",
+            server_version=str(version) if version else None,
+            max_model_len=max_len if isinstance(max_len, int) else None,
+            extra={"sha": data["sha"]} if data.get("sha") else {},
+        )
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        if len(prompts) != 1:
+            raise ValueError(f"tgi scores one prompt per request, got {len(prompts)}")
+        url = f"{root_url(self.base_url)}/generate"
+        data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts[0]))
+        return [parse_tgi(data, prompts[0], endpoint=self.base_url)]
+
+
+def parse_tgi(data: Any, prompt: str, *, endpoint: str | None = None) -> LogprobRecord:
+    """One validated record from `details.prefill`; an empty prefill is a CapabilityError."""
+    bad = bad_for(endpoint)
+    if isinstance(data, list) and len(data) == 1:
+        data = data[0]  # some deployments wrap the single result in a list
+    details = data.get("details") if isinstance(data, dict) else None
+    prefill = details.get("prefill") if isinstance(details, dict) else None
+    if not isinstance(prefill, list):
+        raise bad("no details.prefill in the response (were details and decoder_input_details honoured?)")
+    if not prefill:
+        raise CapabilityError(NO_PREFILL, endpoint=endpoint)
+    if not all(isinstance(p, dict) for p in prefill):
+        raise bad("details.prefill entries must be objects {id, text, logprob}")
+    tokens = [p.get("text") for p in prefill]
+    values = [p.get("logprob") for p in prefill]
+    ids = [p.get("id") for p in prefill]
+    return build_record(tokens, values, prompt, where="prompt 0", endpoint=endpoint, token_ids=ids)

@@ -1,0 +1,136 @@
+"""vLLM's own prompt-logprobs dialect: `/v1/completions` with `prompt_logprobs` and token ids.
+
+Request: `{"model", "prompt": [..], "prompt_logprobs": 0, "max_tokens": 1, "temperature": 0,
+"return_token_ids": true}` (no echo). vLLM 0.32 refuses `prompt_logprobs` with `max_tokens: 0` (400),
+so one token is always generated; it is not part of `prompt_logprobs` and never scored.
+
+Response, per choice: `prompt_token_ids[i]` and `prompt_logprobs[i]`, a dict keyed by token-id strings
+-> `{logprob, rank, decoded_token}`; position 0 is null. The entry for position i is the one keyed by
+`prompt_token_ids[i]`, never the top-ranked one: with `prompt_logprobs: k > 0` the dict also carries
+the top-k, and byte-level tokens that decode to '' collide if you key by text.
+
+The first token has no entry, so its string is what remains of the prompt once the other tokens'
+strings are taken off its end ('' when it is a special token such as BOS, or when that cannot be
+determined; `place_tokens` then places it or refuses).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from providers._common import Bad, bad_for, best_effort_version, build_record, check_usage, pick_model, root_url
+from providers.base import EndpointInfo, LogprobRecord, request_json
+
+MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
+
+
+class VLLM:
+    name = "vllm"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        max_tokens: int = 0,
+        batch_size: int = 24,
+    ) -> None:
+        if max_tokens not in (0, 1):
+            raise ValueError("max_tokens must be 0 or 1")
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens  # accepted for the common constructor; the request always sends 1
+        self._batch_size = batch_size
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return max(1, min(self._batch_size, MAX_PROMPTS))
+
+    def scoring_params(self) -> dict[str, Any]:
+        return {"dialect": self.name, "prompt_logprobs": 0, "temperature": 0}
+
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "prompt": list(prompts),
+            "prompt_logprobs": 0,
+            "max_tokens": 1,
+            "temperature": 0,
+            "return_token_ids": True,
+        }
+
+    async def describe(self) -> EndpointInfo:
+        data = await request_json(self._client, "GET", f"{self.base_url}/models", endpoint=self.base_url)
+        entry = pick_model(data, self.model, bad_for(self.base_url), "/models")
+        version = await best_effort_version(self._client, f"{root_url(self.base_url)}/version")
+        return EndpointInfo(
+            base_url=self.base_url,
+            model=str(entry["id"]),
+            server="vllm",
+            server_version=version,
+            max_model_len=entry.get("max_model_len"),
+            extra={"root": entry["root"]} if entry.get("root") else {},
+        )
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        url, body = f"{self.base_url}/completions", self.request_body(prompts)
+        data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=body)
+        return parse_vllm(data, prompts, endpoint=self.base_url)
+
+
+def parse_vllm(data: Any, prompts: Sequence[str], *, endpoint: str | None = None) -> list[LogprobRecord]:
+    """One validated record per prompt from `prompt_logprobs` + `prompt_token_ids`."""
+    bad = bad_for(endpoint)
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or len(choices) != len(prompts):
+        got = len(choices) if isinstance(choices, list) else "no"
+        raise bad(f"expected {len(prompts)} choices, got {got}")
+    by_index: dict[int, dict[str, Any]] = {}
+    for pos, choice in enumerate(choices):
+        idx = choice.get("index", pos) if isinstance(choice, dict) else None
+        if not isinstance(idx, int) or idx in by_index or not 0 <= idx < len(prompts):
+            raise bad(f"choice {pos} has a bad or repeated index {idx!r}")
+        by_index[idx] = choice
+    records = [_parse_choice(by_index[i], prompts[i], f"prompt {i}", endpoint) for i in range(len(prompts))]
+    check_usage(data, sum(len(r.tokens) for r in records), bad)
+    return records
+
+
+def _parse_choice(choice: dict[str, Any], prompt: str, where: str, endpoint: str | None) -> LogprobRecord:
+    bad = bad_for(endpoint)
+    ids, entries = choice.get("prompt_token_ids"), choice.get("prompt_logprobs")
+    if not isinstance(entries, list):
+        raise bad(f"{where}: no prompt_logprobs in the response (is this vLLM?)")
+    if not isinstance(ids, list):
+        raise bad(f"{where}: no prompt_token_ids (the server ignored return_token_ids; use openai-completions)")
+    if len(entries) != len(ids):
+        raise bad(f"{where}: {len(entries)} prompt_logprobs entries for {len(ids)} prompt tokens")
+    tokens: list[Any] = [""]  # strings, checked in build_record
+    values: list[Any] = [None]
+    for k in range(1, len(ids)):
+        entry = _entry_for(entries[k], ids[k], k, where, bad)
+        tokens.append(entry.get("decoded_token"))
+        values.append(entry.get("logprob"))
+    if entries and entries[0] is not None:  # not seen on vLLM 0.32; scored like any other position if sent
+        first = _entry_for(entries[0], ids[0], 0, where, bad)
+        values[0] = first.get("logprob")
+    rest = "".join(t for t in tokens[1:] if isinstance(t, str))
+    if prompt.endswith(rest) and all(isinstance(t, str) for t in tokens):
+        tokens[0] = prompt[: len(prompt) - len(rest)]
+    return build_record(tokens, values, prompt, where=where, endpoint=endpoint, token_ids=ids)
+
+
+def _entry_for(entry: Any, token_id: Any, k: int, where: str, bad: Bad) -> dict[str, Any]:
+    if entry is None:
+        raise bad(f"{where}: null prompt_logprobs entry at token {k}; only the first may be null")
+    if not isinstance(entry, dict):
+        raise bad(f"{where}: prompt_logprobs entry {k} is not an object")
+    found = entry.get(str(token_id))
+    if not isinstance(found, dict):
+        raise bad(f"{where}: prompt_logprobs entry {k} has no logprob for the prompt's token id {token_id!r}")
+    return found
