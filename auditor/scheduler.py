@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from auditor.cache import ScoreCache, clear_failure, get_failure, put_failure
-from auditor.errors import EndpointError, HTTPStatusError
+from auditor.errors import CapabilityError, EndpointError, HTTPStatusError
 from auditor.limiter import AdaptiveLimiter, endpoint_limiter
 from auditor.retry import Decision, RetryPolicy
 from auditor.secrets import redact
@@ -109,6 +109,8 @@ class Scheduler:
     async def _score_chunk(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
         try:
             records = await self._request([t.text for t in tasks], limiter)
+        except CapabilityError:
+            raise  # the endpoint cannot do this at all: stop the run, do not record a failure per prompt
         except EndpointError as err:
             if len(tasks) > 1:  # isolate the prompt(s) the server refuses
                 parts = await asyncio.gather(*(self._score_chunk([t], limiter) for t in tasks))
