@@ -18,7 +18,7 @@ import httpx
 
 from auditor import __version__
 from auditor.cache import ScoreCache, cache_key, get_probe, put_probe
-from auditor.detector import ItemFailure, ItemVerdict, judge_item, span_score
+from auditor.detector import ItemFailure, ItemVerdict, judge_item, min_k_prob, span_score
 from auditor.errors import AuditorError, UsageError
 from auditor.items import Item, LoadResult, load_items
 from auditor.orderings import Ordering, Rendered, Template, load_template, orderings_for
@@ -174,7 +174,7 @@ async def run_audit(
             except asyncio.CancelledError:  # Ctrl-C: report what landed, then let the interrupt through
                 interrupted = True
                 results = _from_cache(cache, tasks)
-        verdicts, failures = _judge(plan, results)
+        verdicts, failures = _judge(plan, results, cfg.seed)
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = {
             "endpoint": {
@@ -239,7 +239,7 @@ def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]]) -> list[list[P
 NOT_SCORED = "not scored (run interrupted)"
 
 
-def _judge(plan: Plan, results: list[list[PromptResult]]) -> tuple[list[ItemVerdict], list[ItemFailure]]:
+def _judge(plan: Plan, results: list[list[PromptResult]], seed: int) -> tuple[list[ItemVerdict], list[ItemFailure]]:
     verdicts: list[ItemVerdict] = []
     failures: list[ItemFailure] = []
     for item, perms, rows, res in zip(plan.items, plan.orderings, plan.rendered, results, strict=True):
@@ -253,8 +253,9 @@ def _judge(plan: Plan, results: list[list[PromptResult]]) -> tuple[list[ItemVerd
             )
             continue
         try:
-            spans = [span_score(r.record, rend) for r, rend in zip(res, rows, strict=True) if r.record is not None]
-            verdicts.append(judge_item(item.id, item.subject, perms, spans))
+            records = [r.record for r in res if r.record is not None]
+            spans = [span_score(rec, rend) for rec, rend in zip(records, rows, strict=True)]
+            verdicts.append(judge_item(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0])))
         except AuditorError as err:
             failures.append(ItemFailure(item.id, item.subject, str(err)))
     return verdicts, failures

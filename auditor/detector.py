@@ -12,8 +12,11 @@ Dataset: the count of leaked items is tested against chance, each item contribut
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from auditor.align import span_token_range
 from auditor.errors import AlignmentError
@@ -29,12 +32,36 @@ class SpanScore:
     n_tokens: int
 
 
-def span_score(record: LogprobRecord, rendered: Rendered) -> SpanScore:
+def span_score(record: LogprobRecord, rendered: Rendered, *, skip_label: bool = False) -> SpanScore:
+    """Sum of the span's token logprobs. `skip_label` reproduces the reference code's off-by-one: the
+    token holding the first option label is left out and the sum starts at the next token."""
     first, last = span_token_range(record.offsets, len(rendered.text), rendered.span_start, rendered.span_end)
+    if skip_label:
+        first += 1
     values = record.logprobs[first:last]
     if any(v is None for v in values):
         raise AlignmentError("the scored span includes the first prompt token, which has no logprob")
     return SpanScore(float(sum(v for v in values if v is not None)), first, last - first)
+
+
+def min_k_prob(record: LogprobRecord, k: float = 0.2) -> float:
+    """Min-K% Prob (Shi et al. 2023): the mean of the lowest k share of the prompt's token logprobs.
+
+    Higher (closer to 0) means even the prompt's least likely tokens were expected: a sign the text
+    was seen in training. Computed from the published ordering's echo, at no extra request.
+    """
+    values = sorted(v for v in record.logprobs if v is not None)
+    if not values:
+        return float("nan")
+    n = max(1, int(len(values) * k))
+    return float(np.mean(values[:n]))
+
+
+def _z(value: float, rest: Sequence[float]) -> float:
+    if len(rest) < 2:
+        return 0.0
+    sd = float(np.std(rest, ddof=1))
+    return 0.0 if sd == 0 else (value - float(np.mean(rest))) / sd
 
 
 @dataclass(frozen=True)
@@ -47,10 +74,19 @@ class ItemVerdict:
     leaked: bool
     p_value: float
     margin: float  # published score minus the best other ordering's score
+    rank_random: int = 0  # rank with ties broken at random (seeded): exact uniform null
+    z_published: float = 0.0  # published score against the other orderings, in their standard deviations
+    outlier_score: float = 0.0  # best ordering's score against the rest (scenario b), in standard deviations
+    best_index: int = 0  # which ordering scored highest
+    min_k: float = float("nan")
 
     @property
     def n_orderings(self) -> int:
         return len(self.scores)
+
+    @property
+    def best_ordering(self) -> Ordering:
+        return self.orderings[self.best_index]
 
 
 @dataclass(frozen=True)
@@ -60,7 +96,15 @@ class ItemFailure:
     reason: str
 
 
-def judge_item(item_id: str, subject: str, orderings: Sequence[Ordering], spans: Sequence[SpanScore]) -> ItemVerdict:
+def judge_item(
+    item_id: str,
+    subject: str,
+    orderings: Sequence[Ordering],
+    spans: Sequence[SpanScore],
+    *,
+    seed: int = 0,
+    min_k: float = float("nan"),
+) -> ItemVerdict:
     """Verdict for one item; `orderings[0]` must be the published order."""
     if len(set(s.first_token for s in spans)) != 1:
         counts = sorted({s.first_token for s in spans})
@@ -71,6 +115,10 @@ def judge_item(item_id: str, subject: str, orderings: Sequence[Ordering], spans:
     scores = [s.score for s in spans]
     published = scores[0]
     rank = 1 + sum(1 for s in scores[1:] if s > published)
+    ties = sum(1 for s in scores[1:] if s == published)
+    digest = hashlib.sha256(f"{seed}\x00{item_id}".encode()).digest()
+    rank_random = rank + int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(0, ties + 1))
+    best = int(np.argmax(scores))  # the first maximum, like the reference code
     k = len(scores)
     return ItemVerdict(
         id=item_id,
@@ -81,6 +129,11 @@ def judge_item(item_id: str, subject: str, orderings: Sequence[Ordering], spans:
         leaked=rank == 1,
         p_value=rank / k,
         margin=published - max(scores[1:]),
+        rank_random=rank_random,
+        z_published=_z(published, scores[1:]),
+        outlier_score=_z(scores[best], scores[:best] + scores[best + 1 :]),
+        best_index=best,
+        min_k=min_k,
     )
 
 

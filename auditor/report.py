@@ -76,6 +76,11 @@ def build_report(
                 "leaked": v.leaked,
                 "p_value": v.p_value,
                 "margin": v.margin,
+                "rank_random": v.rank_random,
+                "z_published": v.z_published,
+                "outlier_score": v.outlier_score,
+                "best_ordering": list(v.best_ordering),
+                "min_k": v.min_k if v.min_k == v.min_k else None,
                 "scores": v.scores,
                 "orderings": [list(p) for p in v.orderings],
             }
