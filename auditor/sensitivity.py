@@ -7,9 +7,10 @@ reasons it can see; an empty list means none were found (not a proof of exchange
 items separately, or calibrate them against a control.
 
 Reason codes:
-- all_of_the_above: an option such as "All of the above", "All of these", "以上都对". It refers to the
-  other options and reads naturally only after them (usually last).
-- none_of_the_above: "None of the above", "None of these", a bare "None", "以上都不对".
+- all_of_the_above: an option such as "All of the above", "All of these", "以上都对", "都是", wherever
+  it stands. It refers to the other options and reads naturally only after them.
+- none_of_the_above: "None of the above", "None of these", "以上都不对", "都不是", or a bare "None"
+  (except among counts: "None", "One", "Two", "Three" are numbers).
 - label_reference: an option names other options by their label ("Both A and B", "(a) and (c)",
   "Neither A nor B", "B和C都对"), or every option starts with its own label ("(A) ..."). Labels stay in
   place when the contents move, so such an option means something else in any other order.
@@ -17,8 +18,9 @@ Reason codes:
   fractions, percentages, currency and scientific notation are understood), all in the same unit, and
   the published order sorts them ("275", "380", "440", "550"). Needs three numbers or more; catch-all
   options such as "None of the above" are left out of the comparison.
-- dates_in_order: every option names a date (a year, a decade, a century, "20,000 B.P.", "AD 400") and
-  the published order is chronological or reverse chronological.
+- dates_in_order: every option names a date (a year, a decade, a century, "20,000 B.P.", "AD 400", or a
+  year inside a sentence: "The Voting Rights Act of 1965") and the published order is chronological or
+  reverse chronological.
 - ranges: the options are intervals or bounds ("Less than 20", "20-40", "More than 40") listed in
   order.
 - roman_combinations: the options combine numbered statements ("I only", "I and II only",
@@ -26,8 +28,9 @@ Reason codes:
 - combinatorial_grid: every option is a tuple ("Wrong, Not wrong") whose parts are drawn from small
   sets, so the option list is a grid, conventionally listed in one order.
 - catch_all_last: the list ends with a catch-all ("Need more information", "Cannot be determined",
-  "It depends", "Both", "Neither of these", "Both of the above") or with a combination of two other
-  options ("Stationary and unit root process" after "Stationary process" and "Unit root process").
+  "It depends", "Both", "Neither of these", "Both of the above", "无法确定") or with a combination of two
+  other options ("Stationary and unit root process" after "Stationary process" and "Unit root
+  process"), possibly followed by options of the kinds above ("..., Both, None of the above").
 
 `option_set_key` and `group_by_option_set` find items that share one option list (MMLU's
 moral_scenarios: ~900 items with the same four options). Training on some of them raises the
@@ -84,17 +87,19 @@ def group_by_option_set(items: Iterable[Item]) -> dict[str, list[str]]:
 
 # ---------------------------------------------------------------- text helpers
 
+_CACHE = 1 << 16  # per-string caches: an option list is checked by several rules
 _CIRCLED = {chr(0x2460 + k): f"({k + 1})" for k in range(20)}  # ① .. ⑳ (NFKC would merge "①②" into "12")
 _TRAILING_PUNCT = " \t.;:,!?。\uff1b\uff1a\uff0c\uff01\uff1f"
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=_CACHE)
 def _clean(text: str) -> str:
     """NFKC (no-break spaces, full-width forms, Ⅲ -> III), circled digits as "(k)", stripped."""
     text = "".join(_CIRCLED.get(ch, ch) for ch in text)
     return unicodedata.normalize("NFKC", text).strip()
 
 
+@lru_cache(maxsize=_CACHE)
 def _fold(text: str) -> str:
     """Casefolded, single-spaced, without trailing punctuation."""
     return " ".join(text.split()).casefold().rstrip(_TRAILING_PUNCT)
@@ -151,21 +156,25 @@ _CATCH_ALL_ZH = re.compile(
 )
 
 
+@lru_cache(maxsize=_CACHE)
 def _is_all(option: str) -> bool:
     text = _fold(option)
     return bool(_ALL_EN.search(text) or _ALL_ZH.search(text))
 
 
+@lru_cache(maxsize=_CACHE)
 def _is_none(option: str) -> bool:
     text = _fold(option)
     return bool(_NONE_EN.search(text) or _NONE_ZH.search(text))
 
 
+@lru_cache(maxsize=_CACHE)
 def _is_catch_all(option: str) -> bool:
     text = _fold(option)
     return bool(_CATCH_ALL_EN.search(text) or _CATCH_ALL_ZH.search(text))
 
 
+@lru_cache(maxsize=_CACHE)
 def _is_meta(option: str) -> bool:
     """An option about the other options rather than an answer in its own right."""
     return _is_all(option) or _is_none(option) or _is_catch_all(option)
@@ -207,7 +216,8 @@ _MARKER = re.compile(
 )
 
 
-def _letter_lists(option: str) -> list[set[str]]:
+@lru_cache(maxsize=_CACHE)
+def _letter_lists(option: str) -> tuple[frozenset[str], ...]:
     """The letter sets of the label-like lists in `option` ("both A and C" -> [{"A", "C"}]).
 
     A list counts in a short option ("A and C") or next to a marker ("both", "only", "are correct");
@@ -219,23 +229,23 @@ def _letter_lists(option: str) -> list[set[str]]:
     for span in spans:
         if not marked and len(option.replace(span, " ").split()) > 2:
             continue
-        letters = {c.upper() for c in _CONNECTIVES.sub(" ", span) if c.isascii() and c.isalpha()}
+        letters = frozenset(c.upper() for c in _CONNECTIVES.sub(" ", span) if c.isascii() and c.isalpha())
         if len(letters) >= 2:
             sets.append(letters)
-    return sets
+    return tuple(sets)
 
 
-def _number_lists(option: str, n_options: int) -> list[set[str]]:
+def _number_lists(option: str, n_options: int) -> list[frozenset[str]]:
     """Option numbers used as labels ("Both 2 and 3" -> [{"B", "C"}]), when they are in range."""
     sets = []
     for m in _NUMBER_LIST.finditer(option):
         numbers = {int(d) for d in re.findall(r"\d", m.group(1))}
         if len(numbers) >= 2 and max(numbers) <= n_options:
-            sets.append({LABELS[k - 1] for k in numbers})
+            sets.append(frozenset(LABELS[k - 1] for k in numbers))
     return sets
 
 
-def _named_in_question(question: str, letters: set[str]) -> bool:
+def _named_in_question(question: str, letters: frozenset[str]) -> bool:
     """Whether the question uses some of these letters as names ("events A and B"): then they are no labels.
 
     "A" is left out: as a capital it is most often the article.
@@ -250,10 +260,10 @@ def _is_label_reference(question: str, options: list[str], index: int) -> bool:
     """Whether option `index` names other options by their labels (letters, or "both 2 and 3")."""
     option = options[index]
     # Letter lists in most options are names ("the b and d coefficients"), not labels.
-    letter_lists = _letter_lists(option) if 2 * sum(map(bool, map(_letter_lists, options))) <= len(options) else []
+    letter_lists = _letter_lists(option) if 2 * sum(map(bool, map(_letter_lists, options))) <= len(options) else ()
     numbers = [s for s in _number_lists(option, len(options)) if not _digits_in(question, s)]
     labels = set(LABELS[: len(options)])
-    for letters in letter_lists + numbers:
+    for letters in [*letter_lists, *numbers]:
         # An option naming its own label is a typo ("both A and D" as option D) or a name ("A and C" vitamins).
         own_ok = LABELS[index] not in letters or bool(_MARKER.search(option.casefold()))
         if letters <= labels and own_ok and (letters in numbers or not _named_in_question(question, letters)):
@@ -261,7 +271,7 @@ def _is_label_reference(question: str, options: list[str], index: int) -> bool:
     return False
 
 
-def _digits_in(question: str, labels: set[str]) -> bool:
+def _digits_in(question: str, labels: frozenset[str]) -> bool:
     """Whether the question numbers statements with these digits ("1. ...", "(2)"): then they are no labels."""
     return any(re.search(rf"(?<![\d.,]){LABELS.index(x) + 1}(?![\d,]|\.\d)", question) for x in labels)
 
@@ -382,6 +392,7 @@ def _strip_prefix(text: str) -> str:
     return _ASSIGN.sub("", text, count=1)
 
 
+@lru_cache(maxsize=_CACHE)
 def _parse_number(option: str) -> tuple[float, str] | None:
     """(value, unit) when the whole option is one number with an optional unit."""
     lead = _lead_number(_strip_prefix(option))
@@ -470,6 +481,7 @@ def _century_value(word: str, modifier: str | None, bce: bool) -> float:
     return start + 100 * _MOD_OFFSET[modifier]
 
 
+@lru_cache(maxsize=_CACHE)
 def _parse_date(option: str) -> float | None:
     """The first date named in the option ("March" alone counts only as the whole option)."""
     text = _fold(option)
@@ -606,6 +618,7 @@ _ROMAN_NUMERALS = ("i", "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x")
 _STATEMENT_NUMBERS = {r: k for k, r in enumerate(_ROMAN_NUMERALS, start=1)} | {str(k): k for k in range(1, 10)}
 
 
+@lru_cache(maxsize=_CACHE)
 def _combination(option: str) -> tuple[int, bool] | None:
     """(number of statements, says "only") when the option is a set of numbered statements in increasing order.
 
@@ -652,12 +665,15 @@ def _split_all(options: list[str], splitter: re.Pattern[str]) -> list[tuple[str,
 
 
 def _is_grid(rows: list[tuple[str, ...]]) -> bool:
-    """Every column drawn from a small set (at most max(2, n/2) values), and two columns or more vary."""
+    """Two columns or more vary, each drawn from a small set (at most max(2, n/2) values), and unless all
+    are binary the options fill at least half of the grid ("[1, 2]", "[0, 4]", ... among 10 options do not).
+    """
     n = len(rows)
     if n < 3 or len(set(rows)) < n:
         return False
     distinct = [len(set(column)) for column in zip(*rows, strict=True)]
-    return all(d <= max(2, n // 2) for d in distinct) and sum(d >= 2 for d in distinct) >= 2
+    small = all(d <= max(2, n // 2) for d in distinct) and sum(d >= 2 for d in distinct) >= 2
+    return small and (max(distinct) <= 2 or math.prod(distinct) <= 2 * n)
 
 
 def _check_grid(question: str, options: list[str]) -> list[str]:
