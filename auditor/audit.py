@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 
 from auditor import __version__
+from auditor.assess import METHODS, assess, load_control
 from auditor.cache import ScoreCache, cache_key, get_probe, put_probe
 from auditor.detector import ItemFailure, ItemVerdict, judge_item, min_k_prob, span_score
 from auditor.errors import AuditorError, UsageError
@@ -56,6 +57,10 @@ class AuditConfig:
     skip_invalid: bool = False
     attempts: int = 6
     retry_failed: bool = False
+    method: str = "auditor"
+    control_run: Path | None = None
+    exclude_order_sensitive: bool = False
+    alpha: float = 0.05
 
 
 @dataclass
@@ -85,6 +90,14 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     """Everything that needs no network: load, validate, pick orderings, render prompts."""
     if cfg.limit is not None and cfg.limit < 1:
         raise UsageError("--limit must be at least 1")
+    if cfg.method not in METHODS:
+        raise UsageError(f"unknown --method {cfg.method!r}; choose one of {', '.join(METHODS)}")
+    if cfg.method.startswith("paper") and cfg.template != "paper":
+        raise UsageError(f"--method {cfg.method} reproduces the reference code, template included: drop --template")
+    if not 0 < cfg.alpha < 1:
+        raise UsageError("--alpha must be between 0 and 1")
+    if cfg.control_run is not None:
+        load_control(cfg.control_run)  # fail before any request, not after the audit
     loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
     items = loaded.items
     template = load_template(cfg.template)
@@ -188,7 +201,7 @@ async def run_audit(
             except asyncio.CancelledError:  # Ctrl-C: report what landed, then let the interrupt through
                 interrupted = True
                 results = _from_cache(cache, tasks)
-        verdicts, failures = _judge(plan, results, cfg.seed)
+        verdicts, failures = _judge(plan, results, cfg.seed, paper=cfg.method.startswith("paper"))
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = {
             "endpoint": {
@@ -215,12 +228,22 @@ async def run_audit(
             "tool": {"name": "auditor", "version": __version__},
             "time": {"first_scored": first, "last_scored": last},
         }
+        assessment = assess(
+            verdicts,
+            plan.items,
+            method=cfg.method,
+            control=cfg.control_run,
+            exclude_order_sensitive=cfg.exclude_order_sensitive,
+            alpha=cfg.alpha,
+            seed=cfg.seed,
+        )
         report = build_report(
             verdicts,
             failures,
             provenance,
             skipped=[s.__dict__ for s in plan.load.skipped],
             partial=interrupted,
+            assessment=assessment,
         )
         paths = report.write(cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
@@ -253,7 +276,9 @@ def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]]) -> list[list[P
 NOT_SCORED = "not scored (run interrupted)"
 
 
-def _judge(plan: Plan, results: list[list[PromptResult]], seed: int) -> tuple[list[ItemVerdict], list[ItemFailure]]:
+def _judge(
+    plan: Plan, results: list[list[PromptResult]], seed: int, paper: bool = False
+) -> tuple[list[ItemVerdict], list[ItemFailure]]:
     verdicts: list[ItemVerdict] = []
     failures: list[ItemFailure] = []
     for item, perms, rows, res in zip(plan.items, plan.orderings, plan.rendered, results, strict=True):
@@ -268,7 +293,7 @@ def _judge(plan: Plan, results: list[list[PromptResult]], seed: int) -> tuple[li
             continue
         try:
             records = [r.record for r in res if r.record is not None]
-            spans = [span_score(rec, rend) for rec, rend in zip(records, rows, strict=True)]
+            spans = [span_score(rec, rend, skip_label=paper) for rec, rend in zip(records, rows, strict=True)]
             verdicts.append(judge_item(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0])))
         except AuditorError as err:
             failures.append(ItemFailure(item.id, item.subject, str(err)))

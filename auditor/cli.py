@@ -70,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
     d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
     d.add_argument("--seed", type=int, default=0, help="seed for sampled orderings (default 0)")
+    v = run.add_argument_group("verdicts")
+    v.add_argument(
+        "--method",
+        default="auditor",
+        choices=("auditor", "paper-a", "paper-b"),
+        help="auditor (default, calibrated), or the reference rules paper-a / paper-b (uncalibrated)",
+    )
+    v.add_argument(
+        "--control-run",
+        type=Path,
+        metavar="DIR",
+        help="a run of a clean reference model or clean items: the null for thresholds and tests",
+    )
+    v.add_argument(
+        "--exclude-order-sensitive",
+        action="store_true",
+        help="drop items whose options read naturally in one order (all of the above, sorted numbers...)",
+    )
+    v.add_argument("--alpha", type=float, default=0.05, help="item-level false-positive rate (default 0.05)")
     d.add_argument("--skip-invalid", action="store_true", help="skip and count invalid items instead of stopping")
     s = run.add_argument_group("scheduling")
     s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
@@ -153,6 +172,10 @@ async def _run(args: argparse.Namespace) -> int:
         skip_invalid=args.skip_invalid,
         attempts=args.attempts,
         retry_failed=args.retry_failed,
+        method=args.method,
+        control_run=args.control_run,
+        exclude_order_sensitive=args.exclude_order_sensitive,
+        alpha=args.alpha,
     )
     start, advance, close = _progress()
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
@@ -159,3 +160,12 @@ def judge_dataset(verdicts: Sequence[ItemVerdict], n_failed: int) -> DatasetVerd
         p_value=poisson_binomial_sf(leaked, chances) if n else 1.0,
         n_failed=n_failed,
     )
+
+
+def rebuild_verdict(d: dict[str, Any]) -> ItemVerdict:
+    """An ItemVerdict from a report.json item (for control runs and re-evaluation without a server)."""
+    orderings = [tuple(int(x) for x in p) for p in d["orderings"]]
+    spans = [SpanScore(float(s), 0, 0) for s in d["scores"]]
+    v = judge_item(str(d["id"]), str(d.get("subject", "")), orderings, spans)
+    return replace(v, rank_random=int(d.get("rank_random", v.rank_random)),
+                   min_k=float(d["min_k"]) if d.get("min_k") is not None else float("nan"))  # fmt: skip

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from auditor.assess import Assessment, item_fields
 from auditor.detector import ItemFailure, ItemVerdict, judge_dataset
 
 TOP_ITEMS = 20
@@ -53,8 +54,11 @@ def build_report(
     *,
     skipped: Sequence[dict[str, Any]] = (),
     partial: bool = False,
+    assessment: Assessment,
 ) -> Report:
     ds = judge_dataset(verdicts, n_failed=len(failures))
+    a = assessment
+    est, lo, hi = a.summary.fraction
     summary = {
         "n_items": ds.n_items,
         "n_leaked": ds.n_leaked,
@@ -64,6 +68,20 @@ def build_report(
         "n_failed": ds.n_failed,
         "n_skipped_invalid": len(skipped),
         "partial": partial,
+        "method": a.method,
+        "verdict": a.summary.verdict,
+        "verdict_text": a.summary.sentence,
+        "leaked_fraction": {"estimate": est, "low": lo, "high": hi},
+        "null": a.null.to_json(),
+        "n_flagged": sum(a.flagged.values()),
+        "n_order_sensitive": sum(bool(r) for r in a.order_reasons.values()),
+        "n_excluded_order_sensitive": len(a.excluded),
+        "n_units": a.summary.n_units,
+        "units_top1": a.summary.top1,
+        "p_binomial_units": a.summary.p_binomial,
+        "p_rank_sum": a.summary.p_rank_sum,
+        "p_vs_control": a.summary.p_control,
+        "subjects": a.summary.subjects,
     }
     data = {
         "summary": summary,
@@ -81,6 +99,7 @@ def build_report(
                 "outlier_score": v.outlier_score,
                 "best_ordering": list(v.best_ordering),
                 "min_k": v.min_k if v.min_k == v.min_k else None,
+                **item_fields(a, v.id),
                 "scores": v.scores,
                 "orderings": [list(p) for p in v.orderings],
             }
@@ -93,6 +112,28 @@ def build_report(
     return Report(data)
 
 
+EXPLANATION = [
+    "## What the numbers mean",
+    "",
+    "- **Scores.** Every ordering of an item's options was scored by the model's log-probability of the",
+    "  options block. A model that saw an item in training tends to prefer its published order.",
+    "- **Top-1 count and its p-value.** Without any preference the published order comes first in 1 of K",
+    "  orderings. The p-value is the chance of at least this many such items if the model had no preference.",
+    "- **Rank-sum test.** Uses where the published order ranks in every item, not only whether it won:",
+    "  more power when leakage lifts many items a little.",
+    "- **Leaked fraction.** The share of items that would have to be leaked to explain the excess over",
+    "  chance, with a 95% interval. An estimate under a simple model, not a count of leaked items.",
+    "- **Flagged items.** An item is flagged when its published order wins by a clear margin (scenario a),",
+    "  or another ordering stands out from the rest (scenario b, leaked in a shuffled order). Thresholds are",
+    "  set so that an item without leakage is flagged with the stated probability under the null.",
+    '- **Order-sensitive items.** Options that read naturally in one order only ("all of the above",',
+    "  sorted numbers, options naming other options, answer grids) win without leakage: distrust their flags.",
+    "- **When to distrust it all.** Without a control run, a small p-value says the model prefers the",
+    "  published order, not why: natural order and pretraining on web copies of the benchmark look the same.",
+    "  Audit a clean reference model on the same items and pass it as `--control-run`.",
+]
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
 
@@ -103,6 +144,12 @@ def render_markdown(data: dict[str, Any]) -> str:
     ep = prov["endpoint"]
     ds = prov["dataset"]
     excess = s["leak_rate"] - s["chance_rate"]
+    lf = s["leaked_fraction"]
+    null = s["null"]
+    null_text = (
+        f"control run {null.get('source', '')}" if null["kind"] == "control"
+        else "exchangeable orderings (no control run: natural order cannot be told apart from leakage)"
+    )  # fmt: skip
     lines = [
         f"# Leakage audit: `{ep['model']}` on `{ds['path']}`",
         "",
@@ -111,6 +158,8 @@ def render_markdown(data: dict[str, Any]) -> str:
             if s.get("partial")
             else []
         ),
+        f"**Verdict: {s['verdict'].replace('_', ' ')}** ({s['method']} method): {s['verdict_text']}.",
+        "",
         "## Summary",
         "",
         "| | |",
@@ -119,21 +168,23 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"| published order scored highest | {s['n_leaked']} ({s['leak_rate']:.1%}) |",
         f"| expected by chance | {s['chance_rate']:.1%} |",
         f"| excess over chance | {excess:+.1%} |",
-        f"| p-value (exact binomial, one-sided) | {_fmt_p(s['p_value'])} |",
+        f"| p-value, top-1 count (exact binomial, one-sided) | {_fmt_p(s['p_value'])} |",
+        f"| units tested (items sharing an option list count once) | {s['n_units']} |",
+        f"| p-value, rank-sum test over every unit's rank | {_fmt_p(s['p_rank_sum'])} |",
+        *(
+            [f"| p-value against the control's top-1 rate (Fisher) | {_fmt_p(s['p_vs_control'])} |"]
+            if s.get("p_vs_control") is not None
+            else []
+        ),
+        f"| estimated leaked fraction (95% CI) | {lf['estimate']:.1%} ({lf['low']:.1%} to {lf['high']:.1%}) |",
+        f"| items flagged (item-level false-positive rate {null['alpha']:.0%}) | {s['n_flagged']} |",
+        f"| order-sensitive items | {s['n_order_sensitive']} "
+        f"({'excluded' if s['n_excluded_order_sensitive'] else 'kept'}) |",
+        f"| null | {null_text} |",
         f"| items that failed | {s['n_failed']} |",
         f"| items skipped as invalid | {s['n_skipped_invalid']} |",
         "",
-        "**What this means.** For each item every ordering of its options was scored by the model's",
-        "log-probability of the options block. A model that saw an item in training tends to prefer the",
-        "published order. Without such a preference the published order comes first in 1 of K",
-        "orderings by chance; the p-value is the probability of seeing at least this many such items",
-        "if the model had no preference at all.",
-        "",
-        '**When to distrust it.** Some items read naturally in one order only ("all of the above",',
-        "ascending numbers, options that refer to each other), and a model can prefer published orders",
-        "from pretraining on text that quotes the benchmark. A small p-value says the model prefers the",
-        "published order; it does not by itself say the model was trained on the benchmark. Compare with",
-        "a clean reference model before concluding.",
+        *EXPLANATION,
         "",
     ]
     top = sorted((it for it in data["items"] if it["leaked"]), key=lambda it: -it["margin"])[:TOP_ITEMS]
@@ -141,10 +192,14 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += [
             f"## Items where the published order wins by the widest margin (top {len(top)})",
             "",
-            "| item | subject | orderings | margin (nats) |",
-            "|---|---|---:|---:|",
+            "| item | subject | margin (nats) | z | flagged | order-sensitive |",
+            "|---|---|---:|---:|---|---|",
         ]
-        lines += [f"| `{it['id']}` | {it['subject']} | {it['n_orderings']} | {it['margin']:.3f} |" for it in top]
+        lines += [
+            f"| `{it['id']}` | {it['subject']} | {it['margin']:.3f} | {it['z_published']:.2f} | "
+            f"{'yes' if it['flagged'] else 'no'} | {', '.join(it['order_reasons']) or 'no'} |"
+            for it in top
+        ]
         lines.append("")
     if data["failures"]:
         lines += ["## Failures", "", f"{len(data['failures'])} item(s) could not be scored; the first ones:", ""]

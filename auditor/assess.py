@@ -1,0 +1,125 @@
+"""Turn item verdicts into decisions for one method, with order-sensitive items and shared option lists
+handled, and the null (exchangeable, or a control run) stated.
+
+Methods: `auditor` (default, calibrated: see auditor/verdicts.py), `paper-a` and `paper-b` (the reference
+rules, uncalibrated: see auditor/paper.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditor.detector import ItemVerdict, rebuild_verdict
+from auditor.errors import UsageError
+from auditor.items import Item
+from auditor.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
+from auditor.sensitivity import group_by_option_set, order_sensitivity
+from auditor.verdicts import (
+    DEFAULT_ALPHA,
+    DatasetSummary,
+    Null,
+    control_null,
+    decide,
+    exchangeable_null,
+    representatives,
+    summarize,
+)
+
+METHODS = ("auditor", "paper-a", "paper-b")
+
+
+@dataclass
+class Assessment:
+    method: str
+    null: Null
+    flagged: dict[str, bool]
+    scenario: dict[str, str | None]
+    order_reasons: dict[str, list[str]]
+    group_of: dict[str, str]
+    group_size: dict[str, int]
+    paper_b: dict[str, dict[str, bool]]
+    excluded: list[str]
+    summary: DatasetSummary
+
+
+def load_control(path: Path) -> tuple[list[ItemVerdict], str]:
+    """Item verdicts of an earlier run (its directory or its report.json)."""
+    report = path / "report.json" if path.is_dir() else path
+    try:
+        data = json.loads(report.read_text(encoding="utf-8"))
+        items = [rebuild_verdict(d) for d in data["items"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UsageError(f"--control-run {path}: not a readable auditor report ({err})") from None
+    if not items:
+        raise UsageError(f"--control-run {path}: the report has no scored items")
+    prov = data.get("provenance", {}).get("endpoint", {})
+    return items, f"{report} (model {prov.get('model', '?')})"
+
+
+def assess(
+    verdicts: Sequence[ItemVerdict],
+    items: Sequence[Item],
+    *,
+    method: str = "auditor",
+    control: Path | None = None,
+    exclude_order_sensitive: bool = False,
+    alpha: float = DEFAULT_ALPHA,
+    seed: int = 0,
+) -> Assessment:
+    if method not in METHODS:
+        raise UsageError(f"unknown --method {method!r}; choose one of {', '.join(METHODS)}")
+    by_id = {it.id: it for it in items}
+    reasons = {v.id: order_sensitivity(by_id[v.id]) for v in verdicts}
+    groups = group_by_option_set([by_id[v.id] for v in verdicts])
+    group_of = {i: key for key, ids in groups.items() for i in ids}
+    group_size = {i: len(ids) for ids in groups.values() for i in ids}
+    excluded = [v.id for v in verdicts if exclude_order_sensitive and reasons[v.id]]
+    kept = [v for v in verdicts if v.id not in set(excluded)]
+    if control is not None:
+        ctrl, source = load_control(control)
+        null = control_null(ctrl, alpha, source)
+    else:
+        ks = sorted({v.n_orderings for v in kept}) or [24]
+        null = exchangeable_null(max(ks), alpha, seed)  # K differs only across option counts; the largest is strictest
+    flagged, scenario, pb = _decisions(kept, method, null)
+    summary = summarize(representatives(kept, group_of, seed), null)
+    return Assessment(method, null, flagged, scenario, reasons, group_of, group_size, pb, excluded, summary)
+
+
+def _decisions(
+    verdicts: Sequence[ItemVerdict], method: str, null: Null
+) -> tuple[dict[str, bool], dict[str, str | None], dict[str, dict[str, bool]]]:
+    flagged: dict[str, bool] = {}
+    scenario: dict[str, str | None] = {}
+    pb: dict[str, dict[str, bool]] = {}
+    for v in verdicts:
+        if method == "auditor":
+            d = decide(v, null)
+            flagged[v.id], scenario[v.id] = d.flagged, d.scenario
+        elif method == "paper-a":
+            flagged[v.id] = paper_a(v.scores)
+            scenario[v.id] = "a" if flagged[v.id] else None
+        else:
+            decision = isolation_scores(v.scores)
+            pb[v.id] = {str(d): paper_b(decision, d) for d in PAPER_DELTAS}
+            flagged[v.id] = pb[v.id][str(PAPER_DELTAS[0])]
+            scenario[v.id] = "b" if flagged[v.id] else None
+    return flagged, scenario, pb
+
+
+def item_fields(a: Assessment, item_id: str) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "flagged": a.flagged.get(item_id, False),
+        "scenario": a.scenario.get(item_id),
+        "order_sensitive": bool(a.order_reasons.get(item_id)),
+        "order_reasons": a.order_reasons.get(item_id, []),
+        "option_group_size": a.group_size.get(item_id, 1),
+        "excluded": item_id in a.excluded,
+    }
+    if item_id in a.paper_b:
+        out["paper_b"] = a.paper_b[item_id]
+    return out

@@ -1,0 +1,190 @@
+"""Decisions: which items to flag, and what to say about the whole dataset, with the error rates stated.
+
+Item level (the default, `flagged`), two scenarios:
+- a, leaked in the published order: the published order scores highest AND stands out from the other
+  orderings by at least `threshold_a` standard deviations (`z_published`);
+- b, leaked in some other order: another ordering scores highest and stands out from the rest by at
+  least `threshold_b` standard deviations (`outlier_score`).
+The thresholds come from a null distribution, chosen so that an item without leakage is flagged with
+probability `alpha` (half for each scenario):
+- "exchangeable" (no control): orderings are interchangeable and their scores roughly normal; the
+  thresholds are simulated (seeded) for the item's K. It ignores natural order, so it is optimistic
+  for items that read well only in their published order: those are reported separately.
+- "control": the statistics of a clean reference (`--control-run`: the same items on a model known not
+  to have seen them, or clean items on the same model) are the null; thresholds are its quantiles.
+
+Dataset level: a top-1 count test (exact binomial / Poisson-binomial against 1/K), a rank-sum test
+that uses every item's rank, a chance-corrected leaked fraction with a 95% interval, per-subject tests
+with Benjamini-Hochberg correction, and with a control, a one-sided Fisher test of the audited top-1
+rate against the control's. Items that share one option list are counted once (a seeded
+representative), since they leak through each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from auditor.detector import ItemVerdict
+from auditor.stats import (
+    benjamini_hochberg,
+    fisher_greater,
+    leaked_fraction,
+    poisson_binomial_sf,
+    rank_sum_p_value,
+)
+
+DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
+DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
+_SIMULATIONS = 20_000
+
+
+@dataclass(frozen=True)
+class Null:
+    kind: str  # "exchangeable" | "control"
+    threshold_a: float
+    threshold_b: float
+    alpha: float
+    control_top1: int = 0
+    control_n: int = 0
+    source: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "alpha": self.alpha, "threshold_a": self.threshold_a,
+                               "threshold_b": self.threshold_b}  # fmt: skip
+        if self.kind == "control":
+            out |= {"source": self.source, "control_top1": self.control_top1, "control_n": self.control_n}
+        return out
+
+
+def _stats_of(scores: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
+    """Per row: published on top?, z of the published order, outlier score of the best and whether best != 0."""
+    pub = scores[:, 0]
+    rest = scores[:, 1:]
+    top = pub >= rest.max(axis=1)
+    z_pub = (pub - rest.mean(axis=1)) / rest.std(axis=1, ddof=1)
+    best = scores.argmax(axis=1)
+    order = np.sort(scores, axis=1)
+    top_val, others = order[:, -1], order[:, :-1]
+    z_best = (top_val - others.mean(axis=1)) / others.std(axis=1, ddof=1)
+    z_best = np.where(best != 0, z_best, -np.inf)
+    return top, np.where(top, z_pub, -np.inf), z_best
+
+
+def _threshold(values: np.ndarray[Any, Any], rate: float) -> float:
+    """The smallest t with mean(values >= t) <= rate."""
+    finite = np.sort(values[np.isfinite(values)])[::-1]
+    k = int(np.floor(rate * len(values)))
+    if k >= len(finite):
+        return float(finite[-1]) if len(finite) else 0.0
+    return float(np.nextafter(finite[k], np.inf))
+
+
+def exchangeable_null(k: int, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> Null:
+    rng = np.random.default_rng(seed)
+    _, z_a, z_b = _stats_of(rng.normal(size=(_SIMULATIONS, k)))
+    return Null("exchangeable", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha)
+
+
+def control_null(control: Sequence[ItemVerdict], alpha: float = DEFAULT_ALPHA, source: str = "") -> Null:
+    z_a = np.array([v.z_published if v.rank == 1 else -np.inf for v in control])
+    z_b = np.array([v.outlier_score if v.best_index != 0 else -np.inf for v in control])
+    return Null("control", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha,
+                control_top1=sum(v.rank == 1 for v in control), control_n=len(control), source=source)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ItemDecision:
+    flagged: bool
+    scenario: str | None  # "a" | "b" | None
+
+
+def decide(v: ItemVerdict, null: Null) -> ItemDecision:
+    if v.rank == 1 and v.z_published >= null.threshold_a:
+        return ItemDecision(True, "a")
+    if v.best_index != 0 and v.outlier_score >= null.threshold_b:
+        return ItemDecision(True, "b")
+    return ItemDecision(False, None)
+
+
+def representatives(verdicts: Sequence[ItemVerdict], groups: dict[str, str], seed: int = 0) -> list[ItemVerdict]:
+    """One item per shared option list (a seeded pick), every other item as is."""
+    by_group: dict[str, list[ItemVerdict]] = defaultdict(list)
+    singles: list[ItemVerdict] = []
+    for v in verdicts:
+        (by_group[groups[v.id]] if v.id in groups else singles).append(v)
+    chosen = list(singles)
+    for key, members in sorted(by_group.items()):
+        h = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+        chosen.append(members[int.from_bytes(h[:8], "little") % len(members)])
+    return chosen
+
+
+@dataclass
+class DatasetSummary:
+    n_units: int
+    top1: int
+    chance: float
+    p_binomial: float
+    p_rank_sum: float
+    fraction: tuple[float, float, float]
+    p_control: float | None
+    verdict: str
+    sentence: str
+    subjects: list[dict[str, Any]] = field(default_factory=list)
+
+
+def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
+    n = len(units)
+    top1 = sum(v.rank_random == 1 for v in units)
+    chances = [1.0 / v.n_orderings for v in units]
+    chance = float(np.mean(chances)) if n else 0.0
+    p_bin = poisson_binomial_sf(top1, chances) if n else 1.0
+    p_rank = rank_sum_p_value([v.rank_random for v in units], [v.n_orderings for v in units])
+    frac = leaked_fraction(top1, n, chance)
+    p_ctrl = fisher_greater(top1, n, null.control_top1, null.control_n) if null.kind == "control" else None
+    p_key = p_ctrl if p_ctrl is not None else min(p_bin, p_rank)
+    leak = p_key < DATASET_ALPHA
+    verdict = "leakage" if leak else "no_evidence"
+    sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
+    return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, sentence,
+                          _subjects(units))  # fmt: skip
+
+
+def _sentence(
+    leak: bool, p: float, frac: tuple[float, float, float], null: Null, top1: int, n: int, chance: float
+) -> str:
+    est, lo, hi = frac
+    if null.kind == "control":
+        ctrl = null.control_top1 / max(1, null.control_n)
+        head = (f"evidence of leakage (p={p:.2g} against the control's rate {ctrl:.1%})" if leak
+                else f"no evidence of leakage beyond the control (p={p:.2g}; control rate {ctrl:.1%})")  # fmt: skip
+    elif leak:
+        head = (
+            f"the published order is preferred more than chance (p={p:.2g}): leakage, or natural order "
+            "and pretraining exposure, which cannot be told apart without a control (--control-run)"
+        )
+    else:
+        head = f"no evidence that the published order is preferred (p={p:.2g})"
+    return (f"{head}; published order on top for {top1} of {n} units ({top1 / max(1, n):.1%}, chance "
+            f"{chance:.1%}); estimated leaked fraction {est:.1%} (95% CI {lo:.1%}-{hi:.1%})")  # fmt: skip
+
+
+def _subjects(units: Sequence[ItemVerdict]) -> list[dict[str, Any]]:
+    by: dict[str, list[ItemVerdict]] = defaultdict(list)
+    for v in units:
+        by[v.subject].append(v)
+    names = sorted(by)
+    ps = [poisson_binomial_sf(sum(v.rank_random == 1 for v in by[s]), [1 / v.n_orderings for v in by[s]])
+          for s in names]  # fmt: skip
+    adjusted = benjamini_hochberg(ps)
+    rows = []
+    for s, p, q in zip(names, ps, adjusted, strict=True):
+        top1 = sum(v.rank_random == 1 for v in by[s])
+        rows.append({"subject": s, "n": len(by[s]), "top1": top1, "p_value": p, "p_adjusted_bh": q})
+    return rows
