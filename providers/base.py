@@ -86,6 +86,33 @@ class Provider(Protocol):
         ...
 
 
+class Adapter:
+    """What every adapter's constructor does: keep the injected client and the endpoint. No I/O here."""
+
+    name = "adapter"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        max_tokens: int = 0,
+        batch_size: int = 24,
+    ) -> None:
+        if max_tokens not in (0, 1):
+            raise ValueError("max_tokens must be 0 or 1")
+        self._client = client
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.max_tokens = max_tokens
+        self._batch_size = batch_size
+
+    @property
+    def max_prompts_per_request(self) -> int:
+        return max(1, self._batch_size)
+
+
 _REGISTRY = {
     "openai-completions": "providers.openai_completions:OpenAICompletions",
     "vllm": "providers.vllm:VLLM",

@@ -14,28 +14,11 @@ import httpx
 
 from auditor.align import place_tokens
 from auditor.errors import AlignmentError, ResponseFormatError
-from providers.base import EndpointInfo, LogprobRecord, request_json
+from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 
-class OpenAICompletions:
+class OpenAICompletions(Adapter):
     name = "openai-completions"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str,
-        model: str,
-        max_tokens: int = 0,
-        batch_size: int = 24,
-    ) -> None:
-        if max_tokens not in (0, 1):
-            raise ValueError("max_tokens must be 0 or 1")
-        self._client = client
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.max_tokens = max_tokens
-        self._batch_size = batch_size
 
     @property
     def max_prompts_per_request(self) -> int:

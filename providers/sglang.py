@@ -20,35 +20,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from providers._common import bad_for, best_effort_version, build_record, pick_model, root_url
-from providers.base import EndpointInfo, LogprobRecord, request_json
+from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 
-class SGLang:
+class SGLang(Adapter):
     name = "sglang"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str,
-        model: str,
-        max_tokens: int = 0,
-        batch_size: int = 24,
-    ) -> None:
-        if max_tokens not in (0, 1):
-            raise ValueError("max_tokens must be 0 or 1")
-        self._client = client
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.max_tokens = max_tokens
-        self._batch_size = batch_size
-
-    @property
-    def max_prompts_per_request(self) -> int:
-        return max(1, self._batch_size)
 
     def scoring_params(self) -> dict[str, Any]:
         return {"dialect": self.name, "logprob_start_len": 0, "temperature": 0}

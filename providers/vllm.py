@@ -19,33 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from providers._common import Bad, bad_for, best_effort_version, build_record, check_usage, pick_model, root_url
-from providers.base import EndpointInfo, LogprobRecord, request_json
+from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
 
 
-class VLLM:
+class VLLM(Adapter):
     name = "vllm"
-
-    def __init__(
-        self,
-        client: httpx.AsyncClient,
-        *,
-        base_url: str,
-        model: str,
-        max_tokens: int = 0,
-        batch_size: int = 24,
-    ) -> None:
-        if max_tokens not in (0, 1):
-            raise ValueError("max_tokens must be 0 or 1")
-        self._client = client
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.max_tokens = max_tokens  # accepted for the common constructor; the request always sends 1
-        self._batch_size = batch_size
 
     @property
     def max_prompts_per_request(self) -> int:
