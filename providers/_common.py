@@ -127,3 +127,18 @@ async def best_effort_version(client: httpx.AsyncClient, url: str, key: str = "v
     except (httpx.HTTPError, ValueError):
         return None
     return None
+
+
+def ordered_choices(data: Any, n: int, bad: Bad) -> list[dict[str, Any]]:
+    """`choices` of a completions response in prompt order (by `index`), exactly one per prompt."""
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(choices, list) or len(choices) != n:
+        got = len(choices) if isinstance(choices, list) else "no"
+        raise bad(f"expected {n} choices, got {got}")
+    by_index: dict[int, dict[str, Any]] = {}
+    for pos, choice in enumerate(choices):
+        idx = choice.get("index", pos) if isinstance(choice, dict) else None
+        if not isinstance(idx, int) or idx in by_index or not 0 <= idx < n:
+            raise bad(f"choice {pos} has a bad or repeated index {idx!r}")
+        by_index[idx] = choice
+    return [by_index[i] for i in range(n)]

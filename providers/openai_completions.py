@@ -14,6 +14,7 @@ import httpx
 
 from auditor.align import place_tokens
 from auditor.errors import AlignmentError, ResponseFormatError
+from providers._common import ordered_choices
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 
@@ -90,17 +91,8 @@ def parse_completions(data: Any, prompts: Sequence[str], *, endpoint: str | None
     def bad(msg: str) -> ResponseFormatError:
         return ResponseFormatError(msg, endpoint=endpoint)
 
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or len(choices) != len(prompts):
-        got = len(choices) if isinstance(choices, list) else "no"
-        raise bad(f"expected {len(prompts)} choices, got {got}")
-    by_index: dict[int, dict[str, Any]] = {}
-    for pos, choice in enumerate(choices):
-        idx = choice.get("index", pos) if isinstance(choice, dict) else None
-        if not isinstance(idx, int) or idx in by_index or not 0 <= idx < len(prompts):
-            raise bad(f"choice {pos} has a bad or repeated index {idx!r}")
-        by_index[idx] = choice
-    records = [_parse_choice(by_index[i], prompts[i], i, bad) for i in range(len(prompts))]
+    choices = ordered_choices(data, len(prompts), bad)
+    records = [_parse_choice(c, p, i, bad) for i, (c, p) in enumerate(zip(choices, prompts, strict=True))]
     usage = data.get("usage") if isinstance(data, dict) else None
     reported = usage.get("prompt_tokens") if isinstance(usage, dict) else None
     counted = sum(len(r.tokens) for r in records)

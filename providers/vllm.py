@@ -19,7 +19,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from providers._common import Bad, bad_for, best_effort_version, build_record, check_usage, pick_model, root_url
+from providers._common import (
+    Bad,
+    bad_for,
+    best_effort_version,
+    build_record,
+    check_usage,
+    ordered_choices,
+    pick_model,
+    root_url,
+)
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
@@ -67,17 +76,10 @@ class VLLM(Adapter):
 def parse_vllm(data: Any, prompts: Sequence[str], *, endpoint: str | None = None) -> list[LogprobRecord]:
     """One validated record per prompt from `prompt_logprobs` + `prompt_token_ids`."""
     bad = bad_for(endpoint)
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or len(choices) != len(prompts):
-        got = len(choices) if isinstance(choices, list) else "no"
-        raise bad(f"expected {len(prompts)} choices, got {got}")
-    by_index: dict[int, dict[str, Any]] = {}
-    for pos, choice in enumerate(choices):
-        idx = choice.get("index", pos) if isinstance(choice, dict) else None
-        if not isinstance(idx, int) or idx in by_index or not 0 <= idx < len(prompts):
-            raise bad(f"choice {pos} has a bad or repeated index {idx!r}")
-        by_index[idx] = choice
-    records = [_parse_choice(by_index[i], prompts[i], f"prompt {i}", endpoint) for i in range(len(prompts))]
+    choices = ordered_choices(data, len(prompts), bad)
+    records = [
+        _parse_choice(c, p, f"prompt {i}", endpoint) for i, (c, p) in enumerate(zip(choices, prompts, strict=True))
+    ]
     check_usage(data, sum(len(r.tokens) for r in records), bad)
     return records
 
