@@ -86,7 +86,19 @@ def assess(
         ks = sorted({v.n_orderings for v in kept}) or [24]
         null = exchangeable_null(max(ks), alpha, seed)  # K differs only across option counts; the largest is strictest
     flagged, scenario, pb = _decisions(kept, method, null)
-    summary = summarize(representatives(kept, group_of, seed), null)
+    units = representatives(kept, group_of, seed)
+    summary = summarize(units, null)
+    winners = [v.id for v in units if v.rank_random == 1]
+    if winners:
+        sensitive = sum(bool(reasons[i]) for i in winners)
+        summary.sentence += (
+            f"; {sensitive} of those {len(winners)} read naturally in their published order (order-sensitive)"
+            + (", excluded" if exclude_order_sensitive else "; --exclude-order-sensitive drops them")
+            if sensitive or exclude_order_sensitive
+            else ""
+        )
+    if exclude_order_sensitive:
+        summary.sentence += f"; {len(excluded)} order-sensitive item(s) excluded in all"
     return Assessment(method, null, flagged, scenario, reasons, group_of, group_size, pb, excluded, summary)
 
 
