@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -28,7 +29,7 @@ from auditor.report import Report, build_report
 from auditor.retry import RetryPolicy
 from auditor.scheduler import PromptResult, PromptTask, RunStats, Scheduler
 from auditor.secrets import resolve_api_key
-from providers.base import provider_class
+from providers.base import EndpointInfo, provider_class
 
 
 @dataclass(frozen=True)
@@ -203,31 +204,7 @@ async def run_audit(
                 results = _from_cache(cache, tasks)
         verdicts, failures = _judge(plan, results, cfg.seed, paper=cfg.method.startswith("paper"))
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
-        provenance = {
-            "endpoint": {
-                "base_url": adapter.base_url,
-                "model": info.model,
-                "server": info.server,
-                "server_version": info.server_version,
-                "max_model_len": info.max_model_len,
-                "provider": ep.provider,
-                "scoring_params": params,
-                "insecure_tls": ep.insecure,
-            },
-            "dataset": {
-                "path": str(cfg.dataset),
-                "sha256": dataset_sha256(plan.load.files, cfg.dataset),
-                "files": len(plan.load.files),
-                "items_loaded": len(plan.load.items),
-                "items_skipped_invalid": len(plan.load.skipped),
-                "limit": cfg.limit,
-            },
-            "template": plan.template.identity(),
-            "max_orderings": cfg.max_orderings,
-            "seed": cfg.seed,
-            "tool": {"name": "auditor", "version": __version__},
-            "time": {"first_scored": first, "last_scored": last},
-        }
+        provenance = _provenance(cfg, plan, info, params, (first, last))
         assessment = assess(
             verdicts,
             plan.items,
@@ -274,6 +251,39 @@ def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]]) -> list[list[P
 
 
 NOT_SCORED = "not scored (run interrupted)"
+
+
+def _provenance(
+    cfg: AuditConfig, plan: Plan, info: EndpointInfo, params: dict[str, Any], when: tuple[str | None, str | None]
+) -> dict[str, Any]:
+    ep = cfg.endpoint
+    return {
+        "endpoint": {
+            "base_url": ep.base_url,
+            "model": info.model,
+            "model_root": info.extra.get("root"),
+            "server": info.server,
+            "server_version": info.server_version,
+            "max_model_len": info.max_model_len,
+            "provider": ep.provider,
+            "scoring_params": params,
+            "insecure_tls": ep.insecure,
+        },
+        "dataset": {
+            "path": str(cfg.dataset),
+            "sha256": dataset_sha256(plan.load.files, cfg.dataset),
+            "files": len(plan.load.files),
+            "items_loaded": len(plan.load.items),
+            "items_skipped_invalid": len(plan.load.skipped),
+            "limit": cfg.limit,
+        },
+        "template": plan.template.identity(),
+        "max_orderings": cfg.max_orderings,
+        "seed": cfg.seed,
+        "method": cfg.method,
+        "tool": {"name": "auditor", "version": __version__},
+        "time": {"first_scored": when[0], "last_scored": when[1]},
+    }
 
 
 def _judge(
