@@ -112,3 +112,30 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
         running = min(running, p_values[i] * n / rank)
         adjusted[i] = min(1.0, running)
     return adjusted
+
+
+def wilcoxon_greater(differences: Sequence[float]) -> float:
+    """One-sided Wilcoxon signed-rank test that paired differences tend to be positive.
+
+    Zero differences are dropped; tied magnitudes share their average rank; normal approximation with
+    continuity correction (fine from ~10 pairs on).
+    """
+    d = np.asarray([x for x in differences if x != 0], dtype=float)
+    n = len(d)
+    if n == 0:
+        return 1.0
+    order = np.argsort(np.abs(d), kind="stable")
+    ranks = np.empty(n)
+    mags = np.abs(d)[order]
+    i = 0
+    while i < n:
+        j = i
+        while j + 1 < n and mags[j + 1] == mags[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
+        i = j + 1
+    w_plus = float(ranks[d > 0].sum())
+    mean = n * (n + 1) / 4
+    sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+    z = (w_plus - mean - 0.5) / sd
+    return float(0.5 * math.erfc(z / math.sqrt(2)))

@@ -37,6 +37,7 @@ from auditor.stats import (
     leaked_fraction,
     poisson_binomial_sf,
     rank_sum_p_value,
+    wilcoxon_greater,
 )
 
 DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
@@ -53,10 +54,12 @@ class Null:
     control_top1: int = 0
     control_n: int = 0
     source: str = ""
+    control_z: dict[str, float] = field(default_factory=dict)  # item id -> the control's z_published
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "alpha": self.alpha, "threshold_a": self.threshold_a,
                                "threshold_b": self.threshold_b}  # fmt: skip
+        # control_z stays out: the control run's own report has it
         if self.kind == "control":
             out |= {"source": self.source, "control_top1": self.control_top1, "control_n": self.control_n}
         return out
@@ -95,7 +98,8 @@ def control_null(control: Sequence[ItemVerdict], alpha: float = DEFAULT_ALPHA, s
     z_a = np.array([v.z_published if v.rank == 1 else -np.inf for v in control])
     z_b = np.array([v.outlier_score if v.best_index != 0 else -np.inf for v in control])
     return Null("control", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha,
-                control_top1=sum(v.rank == 1 for v in control), control_n=len(control), source=source)  # fmt: skip
+                control_top1=sum(v.rank == 1 for v in control), control_n=len(control), source=source,
+                control_z={v.id: v.z_published for v in control})  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -147,13 +151,28 @@ def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
     p_bin = poisson_binomial_sf(top1, chances) if n else 1.0
     p_rank = rank_sum_p_value([v.rank_random for v in units], [v.n_orderings for v in units])
     frac = leaked_fraction(top1, n, chance)
-    p_ctrl = fisher_greater(top1, n, null.control_top1, null.control_n) if null.kind == "control" else None
+    p_ctrl, test = _versus_control(units, top1, null)
     p_key = p_ctrl if p_ctrl is not None else min(p_bin, p_rank)
     leak = p_key < DATASET_ALPHA
     verdict = "leakage" if leak else "no_evidence"
     sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
+    if test:
+        sentence += f" [{test}]"
     return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, sentence,
                           _subjects(units))  # fmt: skip
+
+
+PAIRED_MIN = 10
+
+
+def _versus_control(units: Sequence[ItemVerdict], top1: int, null: Null) -> tuple[float | None, str]:
+    """Paired Wilcoxon on z_published when the control scored the same items, else Fisher on top-1 rates."""
+    if null.kind != "control":
+        return None, ""
+    pairs = [v.z_published - null.control_z[v.id] for v in units if v.id in null.control_z]
+    if len(pairs) >= PAIRED_MIN:
+        return wilcoxon_greater(pairs), f"paired Wilcoxon signed-rank test on {len(pairs)} items scored by both"
+    return fisher_greater(top1, len(units), null.control_top1, null.control_n), "Fisher test of top-1 rates"
 
 
 def _sentence(
@@ -170,7 +189,10 @@ def _sentence(
             "and pretraining exposure, which cannot be told apart without a control (--control-run)"
         )
     else:
-        head = f"no evidence that the published order is preferred (p={p:.2g})"
+        head = (
+            f"no evidence that the published order is preferred (p={p:.2g}); without a control run natural "
+            "order and pretraining exposure cannot be told apart, so a weak preference may be either"
+        )
     return (f"{head}; published order on top for {top1} of {n} units ({top1 / max(1, n):.1%}, chance "
             f"{chance:.1%}); estimated leaked fraction {est:.1%} (95% CI {lo:.1%}-{hi:.1%})")  # fmt: skip
 

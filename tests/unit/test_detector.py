@@ -97,3 +97,11 @@ def test_benjamini_hochberg() -> None:
     from auditor.stats import benjamini_hochberg
 
     assert benjamini_hochberg([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+
+
+def test_wilcoxon_greater() -> None:
+    from auditor.stats import wilcoxon_greater
+
+    assert wilcoxon_greater([1.0] * 20) < 1e-4
+    assert wilcoxon_greater([-1.0] * 20) > 0.999
+    assert 0.3 < wilcoxon_greater([1.0, -1.0] * 10) < 0.7
