@@ -4,8 +4,11 @@ a real vLLM-CPU, audited by the CLI; the verdicts are checked against what we pl
 The canary is built once per build-script version (scripts/build_canary.py, ~12 min on 2 cores) and
 reused from the model cache. To keep CI under an hour the audit covers a fixed subset of its 400 items:
 45 leaked in the published order, 15 leaked in a shuffled order, 45 clean (105 items x 24 orderings,
-~6 min per model). Thresholds below were set from measurements on this subset (see the closing
-comments) with margin; they fail if detection breaks (wrong span, reversed sign, misaligned tokens).
+~6-10 min per model). Thresholds below were set from measurements on this subset with margin
+(measured on 2026-11-27, vLLM-CPU 0.32.0, epoch 3, bench/results/detection.json): top-1 rate 0.76 on
+published-order leaks (base model 0.11), 0.07 on clean items (base 0.07); default flags: recall 0.47 on
+published-order leaks at 4.4% of clean items; best ordering = trained order for 6 of 15 shuffled leaks;
+dataset p = 9e-27. They fail if detection breaks (wrong span, reversed sign, misaligned tokens).
 """
 
 from __future__ import annotations
@@ -56,11 +59,41 @@ def test_published_order_leaks_are_found(audits: dict[str, Any]) -> None:
     assert top1["clean"] <= top1_base["clean"] + 0.15
 
 
+def test_default_flags_are_calibrated(audits: dict[str, Any]) -> None:
+    canary, truth = audits["canary"], audits["truth"]
+    flags = {it["id"]: it["flagged"] for it in canary["items"]}
+    published = [f for i, f in flags.items() if truth[i]["status"] == "leaked-published-order"]
+    clean = [f for i, f in flags.items() if truth[i]["status"] == "clean"]
+    print(f"default flags: {sum(published)}/{len(published)} published-order leaks, {sum(clean)}/{len(clean)} clean")
+    assert sum(published) / len(published) >= 0.35
+    assert sum(clean) / len(clean) <= 0.10  # measured 0.044; 0.10 = 4 of 45
+    assert canary["summary"]["null"]["kind"] == "exchangeable"
+
+
 def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
     canary, base = audits["canary"], audits["base"]
     print(f"canary p = {canary['summary']['p_value']:.3g}; base p = {base['summary']['p_value']:.3g}")
-    assert canary["summary"]["p_value"] < 1e-6
+    assert canary["summary"]["p_value"] < 1e-6 and canary["summary"]["verdict"] == "leakage"
     assert canary["summary"]["leak_rate"] > base["summary"]["leak_rate"]
+    # the base model alone: its rate and chance are stated, and no false certainty about the cause
+    text = base["summary"]["verdict_text"]
+    assert "chance" in text and "cannot be told apart" in text
+
+
+def test_control_run_against_the_base_model(audits: dict[str, Any]) -> None:
+    from auditor.assess import assess
+    from auditor.detector import rebuild_verdict
+    from auditor.items import load_items
+
+    items = load_items(audits["work"] / "canary_items.jsonl").items
+    canary = [rebuild_verdict(d) for d in audits["canary"]["items"]]
+    base = [rebuild_verdict(d) for d in audits["base"]["items"]]
+    vs_base = assess(canary, items, control=audits["work"] / "base")
+    print(f"canary vs base: {vs_base.summary.sentence}")
+    assert vs_base.summary.verdict == "leakage" and vs_base.summary.p_control is not None
+    assert vs_base.summary.p_control < 1e-4  # measured 1.6e-6 on these 105 items
+    itself = assess(base, items, control=audits["work"] / "base")
+    assert itself.summary.verdict == "no_evidence"
 
 
 def test_shuffled_leaks_prefer_the_trained_order(audits: dict[str, Any]) -> None:
@@ -68,7 +101,7 @@ def test_shuffled_leaks_prefer_the_trained_order(audits: dict[str, Any]) -> None
     shuffled = [it for it in canary["items"] if truth[it["id"]]["status"] == "leaked-shuffled"]
     hits = sum(it["best_ordering"] == truth[it["id"]]["order"] for it in shuffled)
     print(f"shuffled leaks whose best ordering is the trained order: {hits}/{len(shuffled)}")
-    assert hits / len(shuffled) >= 0.3  # chance: 1/24
+    assert hits / len(shuffled) >= 0.2  # measured 6/15; chance 1/24 (3 or more of 15 by chance: p ~ 0.02)
 
 
 def test_reports_are_readable(audits: dict[str, Any]) -> None:
