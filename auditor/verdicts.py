@@ -181,8 +181,11 @@ def _sentence(
     est, lo, hi = frac
     if null.kind == "control":
         ctrl = null.control_top1 / max(1, null.control_n)
-        head = (f"evidence of leakage (p={p:.2g} against the control's rate {ctrl:.1%})" if leak
-                else f"no evidence of leakage beyond the control (p={p:.2g}; control rate {ctrl:.1%})")  # fmt: skip
+        head = (
+            f"evidence of leakage compared with the control (p={p:.2g}; control top-1 rate {ctrl:.1%})"
+            if leak
+            else f"no evidence of leakage beyond the control (p={p:.2g}; control top-1 rate {ctrl:.1%})"
+        )
     elif leak:
         head = (
             f"the published order is preferred more than chance (p={p:.2g}): leakage, or natural order "
