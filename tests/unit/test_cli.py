@@ -295,3 +295,17 @@ def test_other_weights_under_the_same_name_are_not_served_from_cache(dataset: Pa
     with serve(second):
         assert main([*args, "--out", str(tmp_path / "b")]) == 0
     assert second.prompts_scored == 48 + 1  # nothing reused from checkpoint-a; re-probed (+1)
+
+
+def test_insecure_tls_is_explicit_and_recorded(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    with serve(FakeServer()):
+        assert main(["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "1", "--out", str(out),
+                     "--cache", str(tmp_path / "c.sqlite"), "--insecure"]) == 0  # fmt: skip
+    report = json.loads((out / "report.json").read_text())
+    assert report["provenance"]["endpoint"]["insecure_tls"] is True
+    assert "TLS verification was OFF" in (out / "report.md").read_text()
+    with serve(FakeServer()):
+        assert main(["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "1", "--out", str(out),
+                     "--cache", str(tmp_path / "c.sqlite")]) == 0  # fmt: skip
+    assert json.loads((out / "report.json").read_text())["provenance"]["endpoint"]["insecure_tls"] is False
