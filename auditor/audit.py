@@ -27,6 +27,7 @@ from auditor.orderings import Ordering, Rendered, Template, load_template, order
 from auditor.probe import ProbeResult, probe
 from auditor.report import Report, build_report
 from auditor.retry import RetryPolicy
+from auditor.sampling import stratified_sample
 from auditor.scheduler import PromptResult, PromptTask, RunStats, Scheduler
 from auditor.secrets import resolve_api_key
 from providers.base import EndpointInfo, provider_class
@@ -50,6 +51,7 @@ class AuditConfig:
     out: Path
     cache_path: Path
     limit: int | None = None
+    sample: int | None = None  # --items N: a seeded subject-stratified sample
     template: str = "paper"
     max_orderings: int = 120
     seed: int = 0
@@ -99,8 +101,12 @@ def plan_audit(cfg: AuditConfig) -> Plan:
         raise UsageError("--alpha must be between 0 and 1")
     if cfg.control_run is not None:
         load_control(cfg.control_run)  # fail before any request, not after the audit
+    if cfg.limit is not None and cfg.sample is not None:
+        raise UsageError("give --limit (the first N items) or --items (a stratified sample of N), not both")
+    if cfg.sample is not None and cfg.sample < 1:
+        raise UsageError("--items must be at least 1")
     loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
-    items = loaded.items
+    items = loaded.items if cfg.sample is None else stratified_sample(loaded.items, cfg.sample, cfg.seed)
     template = load_template(cfg.template)
     orderings = [
         orderings_for(len(it.options), max_orderings=cfg.max_orderings, seed=cfg.seed, item_id=it.id) for it in items
@@ -276,6 +282,7 @@ def _provenance(
             "items_loaded": len(plan.load.items),
             "items_skipped_invalid": len(plan.load.skipped),
             "limit": cfg.limit,
+            "sample": cfg.sample,
         },
         "template": plan.template.identity(),
         "max_orderings": cfg.max_orderings,

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--dataset", type=Path, required=True, help="benchmark file or directory")
     d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
     d.add_argument("--limit", type=int, help="use the first N items (files sorted by name, rows in order)")
+    d.add_argument(
+        "--items", type=int, dest="sample", metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
+    )
     d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
     d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
     d.add_argument("--seed", type=int, default=0, help="seed for sampled orderings (default 0)")
@@ -164,6 +167,7 @@ async def _run(args: argparse.Namespace) -> int:
         out=args.out,
         cache_path=args.cache,
         limit=args.limit,
+        sample=args.sample,
         template=args.template,
         max_orderings=args.max_orderings,
         seed=args.seed,

@@ -1,0 +1,32 @@
+"""A seeded, subject-stratified sample of items (`--items N`): every subject gets its share."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Sequence
+
+import numpy as np
+
+from auditor.items import Item
+
+
+def stratified_sample(items: Sequence[Item], n: int, seed: int) -> list[Item]:
+    """`n` items, allocated to subjects in proportion to their size (largest remainder), drawn at random
+    within each subject with `seed`; returned in load order. All items when n >= len(items)."""
+    if n >= len(items):
+        return list(items)
+    by_subject: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_subject[it.subject].append(i)
+    subjects = sorted(by_subject)
+    exact = [n * len(by_subject[s]) / len(items) for s in subjects]
+    quota = [int(x) for x in exact]
+    for k in sorted(range(len(subjects)), key=lambda k: (quota[k] - exact[k], subjects[k]))[: n - sum(quota)]:
+        quota[k] += 1
+    chosen: list[int] = []
+    for s, q in zip(subjects, quota, strict=True):
+        digest = hashlib.sha256(f"{seed}\x00{s}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        chosen += [int(x) for x in rng.choice(by_subject[s], size=q, replace=False)]
+    return [items[i] for i in sorted(chosen)]
