@@ -24,7 +24,7 @@ from auditor.detector import ItemFailure, ItemVerdict, judge_item, min_k_prob, s
 from auditor.errors import AuditorError, UsageError
 from auditor.items import Item, LoadResult, load_items
 from auditor.orderings import Ordering, Rendered, Template, load_template, orderings_for
-from auditor.probe import ProbeResult, probe
+from auditor.probe import AUTO, ProbeResult, detect, probe, refusal
 from auditor.report import Report, build_report
 from auditor.retry import RetryPolicy
 from auditor.sampling import stratified_sample
@@ -37,7 +37,7 @@ from providers.base import EndpointInfo, provider_class
 class EndpointConfig:
     base_url: str
     model: str = ""
-    provider: str = "openai-completions"
+    provider: str = "auto"
     api_key_env: str | None = None
     api_key_file: Path | None = None
     timeout: float = 120.0
@@ -138,24 +138,35 @@ async def probe_endpoint(
 ) -> tuple[ProbeResult, bool]:
     """The endpoint's capabilities, from the cache unless `refresh` (returns (result, cached)).
 
-    The cached answer is used only while the server still describes itself the same way (model id,
-    loaded weights, version: one GET, no scoring); a restart with other weights is probed anew.
+    With `--provider auto` the dialects are tried in turn and the first usable one is kept. The cached
+    answer is used only while the server still describes itself the same way (model id, loaded
+    weights, version: one GET, no scoring); a restart with other weights is probed anew.
     """
+    key = {"endpoint": ep.base_url.rstrip("/"), "model": ep.model, "provider": ep.provider}
     if not refresh:
-        cached = get_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider)
-        if cached is not None:
-            try:
-                known = ProbeResult.from_json(cached)
-            except (KeyError, TypeError, ValueError):
-                known = None
-            if known is not None:
-                adapter = provider_class(ep.provider)(client, base_url=ep.base_url, model=ep.model)
-                current = await RetryPolicy().call(adapter.describe)
-                if current == known.info:
-                    return known, True
-    result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
-    put_probe(cache, endpoint=ep.base_url.rstrip("/"), model=ep.model, provider=ep.provider, result=result.to_json())
+        known = _cached_probe(cache, key)
+        if known is not None:
+            adapter = provider_class(known.provider)(client, base_url=ep.base_url, model=ep.model)
+            if await RetryPolicy().call(adapter.describe) == known.info:
+                return known, True
+    if ep.provider == AUTO:
+        result, rows = await detect(client, base_url=ep.base_url, model=ep.model, exhaustive=False)
+        if result is None:
+            raise refusal(ep.base_url, rows)
+    else:
+        result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
+    put_probe(cache, **key, result=result.to_json())
     return result, False
+
+
+def _cached_probe(cache: ScoreCache, key: dict[str, str]) -> ProbeResult | None:
+    cached = get_probe(cache, **key)
+    if cached is None:
+        return None
+    try:
+        return ProbeResult.from_json(cached)
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 async def run_audit(
@@ -168,7 +179,7 @@ async def run_audit(
         async with http_client(ep) as client:
             probed, probe_cached = await probe_endpoint(client, cache, ep, refresh=False)
             info = probed.info
-            adapter = provider_class(ep.provider)(
+            adapter = provider_class(probed.provider)(
                 client,
                 base_url=ep.base_url,
                 model=info.model,
@@ -271,7 +282,7 @@ def _provenance(
             "server": info.server,
             "server_version": info.server_version,
             "max_model_len": info.max_model_len,
-            "provider": ep.provider,
+            "provider": params.get("dialect", ep.provider),
             "scoring_params": params,
             "insecure_tls": ep.insecure,
         },

@@ -23,12 +23,12 @@ from auditor.audit import (
     EndpointConfig,
     endpoint_secrets,
     http_client,
-    probe_endpoint,
     run_audit,
     summary_line,
 )
-from auditor.cache import DEFAULT_PATH, ScoreCache
-from auditor.errors import AuditorError, CapabilityError, UsageError
+from auditor.cache import DEFAULT_PATH, ScoreCache, put_probe
+from auditor.errors import AuditorError, CapabilityError, EndpointError, UsageError
+from auditor.probe import AUTO, DialectRow, ProbeResult, detect, probe, refusal
 from auditor.secrets import redact
 from providers.base import provider_names
 
@@ -37,7 +37,12 @@ def _endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint")
     g.add_argument("--base-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--model", default="", help="model id as the server names it (default: the only one served)")
-    g.add_argument("--provider", default="openai-completions", choices=provider_names(), help="endpoint dialect")
+    g.add_argument(
+        "--provider",
+        default="auto",
+        choices=["auto", *provider_names()],
+        help="endpoint dialect (default: detected by probing)",
+    )
     g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
     g.add_argument("--api-key-file", metavar="PATH", type=Path, help="read the API key from this file")
     g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
@@ -116,25 +121,43 @@ def _endpoint(args: argparse.Namespace) -> EndpointConfig:
 
 
 async def _probe(args: argparse.Namespace) -> int:
+    """Print which dialects answer with usable prompt logprobs; exit 0 only when one does."""
     ep = _endpoint(args)
     with ScoreCache(args.cache) as cache:
         async with http_client(ep) as client:
-            result, _ = await probe_endpoint(client, cache, ep, refresh=True)
+            if ep.provider == AUTO:
+                result, table = await detect(client, base_url=ep.base_url, model=ep.model, exhaustive=True)
+            else:
+                result, table = await detect_one(client, ep)
+            for row in table:
+                print(f"{row.provider:<20} {'usable' if row.usable else 'no':<7} {row.detail}")
+            if result is None:
+                raise refusal(ep.base_url, table)
+            put_probe(cache, endpoint=ep.base_url, model=ep.model, provider=ep.provider, result=result.to_json())
     info = result.info
     rows = [
         ("endpoint", info.base_url),
         ("model", info.model),
         ("server", f"{info.server or '?'} {info.server_version or ''}".strip()),
         ("max model length", str(info.max_model_len or "?")),
-        ("dialect", result.provider),
+        ("dialect", f"{result.provider} (use --provider {result.provider} to skip detection)"),
         ("prompt logprobs", f"complete and aligned ({result.n_tokens} tokens)"),
         ("max_tokens", f"{result.max_tokens}" + (" (0 refused; generated token dropped)" if result.max_tokens else "")),
         ("verdict", "usable"),
     ]
     width = max(len(k) for k, _ in rows)
+    print()
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
     return 0
+
+
+async def detect_one(client: Any, ep: EndpointConfig) -> tuple[ProbeResult | None, list[DialectRow]]:
+    try:
+        result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
+    except EndpointError as err:
+        return None, [DialectRow(ep.provider, False, str(err))]
+    return result, [DialectRow(ep.provider, True, f"{result.n_tokens} prompt tokens, complete and aligned")]
 
 
 def _progress() -> tuple[Any, Any, Any]:

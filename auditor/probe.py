@@ -13,9 +13,10 @@ from typing import Any
 
 import httpx
 
-from auditor.errors import CapabilityError, EndpointError, HTTPStatusError, ResponseFormatError
+from auditor.errors import CapabilityError, EndpointError, HTTPStatusError, ResponseFormatError, TransportError
 from auditor.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
+from providers.chat_only import explain_chat_only
 
 PROBE_PROMPT = "\nWhich planet is known as the red planet?:\nA:Venus\nB:Mars\nC:Jupiter \nD:Saturn\n"
 
@@ -79,3 +80,57 @@ async def probe(
             first_logprob_null=record.logprobs[0] is None,
         )
     raise CapabilityError(f"scoring request refused: {last}", endpoint=base_url)
+
+
+AUTO = "auto"
+SELF_HOSTED = ("vllm", "openai-completions", "sglang", "tgi", "llama-cpp-python")
+HOSTED = {"api.openai.com": "openai", "api.together.xyz": "together", "api.fireworks.ai": "fireworks"}
+
+
+def candidates(base_url: str) -> list[str]:
+    """Dialects to try, most precise first: a known hosted API by its host, else the self-hosted servers."""
+    host = httpx.URL(base_url).host
+    return [HOSTED[host]] if host in HOSTED else list(SELF_HOSTED)
+
+
+@dataclass(frozen=True)
+class DialectRow:
+    provider: str
+    usable: bool
+    detail: str
+
+
+async def detect(
+    client: httpx.AsyncClient, *, base_url: str, model: str, exhaustive: bool, policy: RetryPolicy | None = None
+) -> tuple[ProbeResult | None, list[DialectRow]]:
+    """Try each candidate dialect; the first usable one is chosen. `exhaustive` tries them all (the table)."""
+    chosen: ProbeResult | None = None
+    rows: list[DialectRow] = []
+    policy = policy or RetryPolicy(retry_garbled=False)
+    for name in candidates(base_url):
+        try:
+            result = await probe(client, provider=name, base_url=base_url, model=model, policy=policy)
+        except TransportError as err:  # nothing answers there: no other dialect will either
+            rows.append(DialectRow(name, False, _one_line(err)))
+            break
+        except EndpointError as err:
+            rows.append(DialectRow(name, False, _one_line(err)))
+            continue
+        rows.append(DialectRow(name, True, f"{result.n_tokens} prompt tokens, complete and aligned"))
+        chosen = chosen or result
+        if not exhaustive:
+            break
+    return chosen, rows
+
+
+def refusal(base_url: str, rows: list[DialectRow]) -> CapabilityError:
+    """One error that says why no dialect works, and what a chat-only endpoint means for this method."""
+    reasons = "; ".join(f"{r.provider}: {r.detail}" for r in rows)
+    not_found = all("HTTP 404" in r.detail or "HTTP 405" in r.detail for r in rows)
+    hint = f" {explain_chat_only()}" if not_found else ""
+    return CapabilityError(f"no dialect returns usable prompt logprobs ({reasons}).{hint}", endpoint=base_url)
+
+
+def _one_line(err: Exception) -> str:
+    text = " ".join(str(err).split())
+    return text if len(text) <= 160 else text[:157] + "..."

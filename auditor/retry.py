@@ -55,6 +55,7 @@ class RetryPolicy:
     base_wait: float = 0.5
     max_wait: float = 30.0
     max_retry_after: float = 120.0
+    retry_garbled: bool = True  # off while probing dialects: a garbled answer there means "not this dialect"
 
     def wait_for(self, attempt: int, decision: Decision) -> float:
         """Seconds to wait before attempt `attempt + 1`; Retry-After wins when present."""
@@ -75,7 +76,9 @@ class RetryPolicy:
             if exc is None:
                 return False
             decision = classify(exc)
-            return decision.retry and (decision.kind != "garbled" or state.attempt_number < GARBLED_ATTEMPTS)
+            if decision.kind == "garbled":
+                return self.retry_garbled and state.attempt_number < GARBLED_ATTEMPTS
+            return decision.retry
 
         retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=wait, retry=should_retry, reraise=True)
         async for attempt in retrying:

@@ -38,6 +38,18 @@ class FakeServer:
     prompts_scored: int = 0
     hook: Callable[[dict[str, Any]], httpx.Response | None] | None = None
     root: str | None = None  # what vLLM reports as the loaded weights' path
+    vllm_dialect: bool = True  # answer vLLM's prompt_logprobs requests too
+
+    def vllm_choice(self, prompt: str, index: int) -> dict[str, Any]:
+        """vLLM's `prompt_logprobs` + `prompt_token_ids` shape (return_token_ids, no echo)."""
+        echo = self.choice(prompt, index, 0)
+        toks, lps = echo["logprobs"]["tokens"], echo["logprobs"]["token_logprobs"]
+        ids = [1] + [2 + int.from_bytes(hashlib.sha256(t.encode()).digest()[:3], "little") for t in toks[1:]]
+        entries: list[dict[str, Any] | None] = [None]
+        for t, i, lp in zip(toks[1:], ids[1:], lps[1:], strict=True):
+            entries.append({str(i): {"logprob": lp, "rank": 1, "decoded_token": t}})
+        return {"index": index, "text": " the", "prompt_token_ids": ids, "prompt_logprobs": entries,
+                "logprobs": None, "finish_reason": "length"}  # fmt: skip
 
     def choice(self, prompt: str, index: int, max_tokens: int) -> dict[str, Any]:
         toks = tokenize(prompt)
@@ -84,7 +96,10 @@ class FakeServer:
             prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
             self.completion_requests += 1
             self.prompts_scored += len(prompts)
-            choices = [self.choice(p, i, mt) for i, p in enumerate(prompts)]
+            if "prompt_logprobs" in body and self.vllm_dialect:
+                choices = [self.vllm_choice(p, i) for i, p in enumerate(prompts)]
+            else:
+                choices = [self.choice(p, i, mt) for i, p in enumerate(prompts)]
             n = sum(len(tokenize(p)) for p in prompts)
             return httpx.Response(200, json={"choices": choices, "usage": {"prompt_tokens": n}})
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})

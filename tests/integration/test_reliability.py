@@ -47,7 +47,7 @@ def cli(*args: str) -> list[str]:
 
 def run_args(base_url: str, dataset: Path, out: Path, cache: Path, *extra: str) -> list[str]:
     return cli("run", "--base-url", base_url, "--dataset", str(dataset), "--out", str(out), "--cache", str(cache),
-               "--batch-size", "4", "--concurrency", "4", *extra)  # fmt: skip
+               "--batch-size", "4", "--concurrency", "4", "--provider", "openai-completions", *extra)  # fmt: skip
 
 
 def verdict(out: Path) -> dict[str, Any]:
