@@ -142,7 +142,7 @@ async def _probe(args: argparse.Namespace) -> int:
         ("max model length", str(info.max_model_len or "?")),
         ("dialect", f"{result.provider} (use --provider {result.provider} to skip detection)"),
         ("prompt logprobs", f"complete and aligned ({result.n_tokens} tokens)"),
-        ("max_tokens", f"{result.max_tokens}" + (" (0 refused; generated token dropped)" if result.max_tokens else "")),
+        ("max_tokens", f"{result.max_tokens}" + (" (the generated token is dropped)" if result.max_tokens else "")),
         ("verdict", "usable"),
     ]
     width = max(len(k) for k, _ in rows)

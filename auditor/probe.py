@@ -60,7 +60,7 @@ async def probe(
     cls = provider_class(provider)
     info: EndpointInfo = await policy.call(cls(client, base_url=base_url, model=model).describe)
     last: EndpointError | None = None
-    for max_tokens in (0, 1):
+    for max_tokens in (0, 1) if getattr(cls, "honours_max_tokens_zero", True) else (1,):
         adapter = cls(client, base_url=base_url, model=info.model, max_tokens=max_tokens)
         try:
             records = await policy.call(partial(adapter.score, [PROBE_PROMPT]))
@@ -133,4 +133,7 @@ def refusal(base_url: str, rows: list[DialectRow]) -> CapabilityError:
 
 def _one_line(err: Exception) -> str:
     text = " ".join(str(err).split())
+    endpoint = getattr(err, "endpoint", None)
+    if endpoint:
+        text = text.replace(f"{endpoint}: ", "")
     return text if len(text) <= 160 else text[:157] + "..."

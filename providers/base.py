@@ -90,6 +90,7 @@ class Adapter:
     """What every adapter's constructor does: keep the injected client and the endpoint. No I/O here."""
 
     name = "adapter"
+    honours_max_tokens_zero = True  # False: the dialect always generates one token (vLLM prompt_logprobs, TGI...)
 
     def __init__(
         self,

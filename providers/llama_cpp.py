@@ -50,6 +50,7 @@ def detect_llama_cpp_server(err: BaseException) -> CapabilityError | None:
 
 
 class LlamaCppPython(OpenAICompletions):
+    honours_max_tokens_zero = False  # 0 means "until the context is full" there
     name = "llama-cpp-python"
 
     @property

@@ -26,6 +26,7 @@ MODEL_ALIASES = ("", "tgi")  # TGI serves one model; its OpenAI routes call it "
 
 
 class TGI(Adapter):
+    honours_max_tokens_zero = False
     name = "tgi"
 
     @property

@@ -35,6 +35,7 @@ MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_P
 
 
 class VLLM(Adapter):
+    honours_max_tokens_zero = False
     name = "vllm"
 
     @property

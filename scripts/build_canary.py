@@ -337,7 +337,6 @@ def train_and_save(
     torch.manual_seed(args["seed"])
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    model.config.use_cache = False
     model.train()
     timings: dict[str, Any] = {"load_s": round(time.monotonic() - t0, 1)}
 
@@ -386,6 +385,7 @@ def train_and_save(
             "mean_loss": round(mean_loss, 4),
             "train_s": round(train_s, 1),
             "tokens_per_s": round(tokens / train_s, 1),
+            "loadavg_1min_at_end": round(os.getloadavg()[0], 2),
         }
         if epoch in args["epochs"]:
             ts = time.monotonic()
@@ -435,7 +435,9 @@ def build(args: dict[str, Any], out_root: Path) -> Path:
         log(f"already built: {target}")
         return target
     started = time.monotonic()
+    load_at_start = round(os.getloadavg()[0], 2)
     base_dir = build_model.build(out_root)
+    base_s = round(time.monotonic() - started, 1)
     loaded = load_items(MMLU_TEST, skip_invalid=True)
     rng = np.random.default_rng(args["seed"])
     sample = stratified_sample(loaded.items, args["n"], rng)
@@ -449,7 +451,10 @@ def build(args: dict[str, Any], out_root: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out_root))
     try:
         info = train_and_save(base_dir, assignments, args, tmp)
+        info["timings"]["base_model_s"] = base_s
         info["timings"]["total_build_s"] = round(time.monotonic() - started, 1)
+        info["timings"]["loadavg_1min_at_start"] = load_at_start
+        info["timings"]["cpus"] = os.cpu_count()
         truth = {
             "items": {a.item.id: {"status": a.status, "order": list(a.order)} for a in assignments},
             "seed": args["seed"],
@@ -466,7 +471,7 @@ def build(args: dict[str, Any], out_root: Path) -> Path:
                 "document": DOC_FORMAT,
                 "option": DOC_OPTION,
                 "note": "options rendered in the trained order; the answer letter follows the correct option",
-                "example": render_doc(assignments[1].item, assignments[1].order),
+                "example": next(render_doc(a.item, a.order) for a in assignments if a.status != "clean"),
             },
             "general_text": {
                 "source": str(HELLASWAG),

@@ -237,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             f" / {nll['clean_documents']:.3f}  ({res['seconds']} s)",
             flush=True,
         )
-    if args.out is not None:
-        args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+        if args.out is not None:  # after every model, so a long run keeps what it has measured
+            args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     return 0
 
 
