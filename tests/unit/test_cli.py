@@ -82,31 +82,19 @@ def test_run_rerun_identical_from_cache(dataset: Path, tmp_path: Path, capsys: p
     assert (out / "report.json").read_bytes() == js1 and (out / "report.md").read_bytes() == md1
 
 
+def run_main(dataset: Path, tmp_path: Path, *extra: str) -> int:
+    return main(["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(tmp_path / "run"),
+                 "--cache", str(tmp_path / "c.sqlite"), *extra])  # fmt: skip
+
+
 def test_max_tokens_zero_refused_falls_back_to_one(dataset: Path, tmp_path: Path) -> None:
     items = load_items(dataset).items[:3]
     server = FakeServer(max_tokens_zero_ok=False, preferred={PAPER.render(it, (0, 1, 2, 3)).text for it in items})
-    out = tmp_path / "run"
-    with serve(server):
-        assert (
-            main(
-                [
-                    "run",
-                    "--base-url",
-                    BASE,
-                    "--dataset",
-                    str(dataset),
-                    "--out",
-                    str(out),
-                    "--limit",
-                    "3",
-                    "--cache",
-                    str(tmp_path / "c.sqlite"),
-                ]
-            )
-            == 0
-        )
-    report = json.loads((out / "report.json").read_text())
+    with serve(server):  # the echo dialect, where max_tokens 0 is tried first
+        assert run_main(dataset, tmp_path, "--limit", "3", "--provider", "openai-completions") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["summary"]["n_leaked"] == 3  # the generated token was dropped, not scored
+    assert report["provenance"]["endpoint"]["provider"] == "openai-completions"
 
 
 def test_failed_prompts_are_counted_and_run_goes_on(dataset: Path, tmp_path: Path) -> None:
@@ -117,30 +105,22 @@ def test_failed_prompts_are_counted_and_run_goes_on(dataset: Path, tmp_path: Pat
         prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
         return httpx.Response(400, json={"error": {"message": "too long"}}) if poison in prompts else None
 
-    server = FakeServer(hook=hook)
-    out = tmp_path / "run"
-    with serve(server):
-        assert (
-            main(
-                [
-                    "run",
-                    "--base-url",
-                    BASE,
-                    "--dataset",
-                    str(dataset),
-                    "--out",
-                    str(out),
-                    "--limit",
-                    "4",
-                    "--cache",
-                    str(tmp_path / "c.sqlite"),
-                ]
-            )
-            == 0
-        )
-    report = json.loads((out / "report.json").read_text())
+    with serve(FakeServer(hook=hook)):
+        assert run_main(dataset, tmp_path, "--limit", "4") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["summary"]["n_items"] == 3 and report["summary"]["n_failed"] == 1
     assert report["failures"][0]["id"] == items[1].id and "HTTP 400" in report["failures"][0]["reason"]
+
+
+def test_auto_detection_prefers_the_vllm_dialect(dataset: Path, tmp_path: Path) -> None:
+    with serve(FakeServer()):
+        assert run_main(dataset, tmp_path, "--limit", "1") == 0
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["provenance"]["endpoint"]["provider"] == "vllm"
+    with serve(FakeServer(vllm_dialect=False)):  # a server without prompt_logprobs: echo it is
+        assert run_main(dataset, tmp_path / "b", "--limit", "1") == 0
+    report = json.loads((tmp_path / "b" / "run" / "report.json").read_text())
+    assert report["provenance"]["endpoint"]["provider"] == "openai-completions"
 
 
 def test_probe_prints_capabilities(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
