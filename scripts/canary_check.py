@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -30,6 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+# Idle OpenMP threads sleep instead of spinning. On 2 shared cores, spinning threads that wait for a descheduled
+# sibling made a training step ~2.5x slower whenever another process was busy (measured: 40 vs 105 tokens/s).
+# Must be set before torch loads; it does not change any result.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
