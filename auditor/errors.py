@@ -5,6 +5,8 @@
     ├── DatasetError                  a benchmark file cannot be used: file, row, field, fix (exit 2)
     ├── TemplateError                 a prompt template is malformed (exit 2)
     ├── CacheError                    the SQLite cache cannot be opened or migrated (exit 3)
+    ├── BudgetExceeded                a request would pass --max-tokens/-requests/-cost/-time: the
+    │                                 scheduler stops there and the report says so (never a crash)
     └── EndpointError                 anything about the inference endpoint (exit 4)
         ├── TransportError            network trouble: connect, reset, timeout (retried)
         ├── HTTPStatusError           non-2xx answer; carries status and Retry-After (classified)
@@ -65,6 +67,17 @@ class TemplateError(AuditorError):
 
 class CacheError(AuditorError):
     exit_code = 3
+
+
+class BudgetExceeded(AuditorError):
+    """Sending this request could pass a hard budget; `limit` names which one ("tokens", "requests",
+    "cost", "time")."""
+
+    exit_code = 5
+
+    def __init__(self, limit: str, message: str) -> None:
+        self.limit = limit
+        super().__init__(message)
 
 
 class EndpointError(AuditorError):

@@ -5,16 +5,23 @@ cut into requests of at most `batch_size` prompts. Requests to one endpoint shar
 A request that fails for good is split into single prompts so one refused prompt cannot sink its
 neighbours; a prompt that still fails is recorded with its reason and the audit goes on. Every
 scored prompt is written to the cache the moment it lands.
+
+Items are dispatched in input order. With a `Budget`, an item's requests are reserved (upper bound of
+their tokens, one request per chunk) before it is dispatched, under a lock so reservations follow
+input order; retries reserve again. When a reservation is refused, dispatching stops: the items
+scored are always a prefix of the input order (what a sequential test needs), and the rest come
+back as "not scored" with the limit that stopped them. `on_item_done` can stop dispatching too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from auditor.budget import Budget, Hold, byte_upper_bound
 from auditor.cache import ScoreCache, clear_failure, get_failure, put_failure
-from auditor.errors import CapabilityError, EndpointError, HTTPStatusError
+from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError
 from auditor.limiter import AdaptiveLimiter, endpoint_limiter
 from auditor.retry import Decision, RetryPolicy
 from auditor.secrets import redact
@@ -27,11 +34,22 @@ class PromptTask:
     text: str
 
 
+NOT_SCORED = "not scored"  # prefix of every reason for a prompt that was never sent (budget, stop, Ctrl-C)
+
+
 @dataclass(frozen=True)
 class PromptResult:
     record: LogprobRecord | None
     error: str | None = None
     cached: bool = False
+
+    @property
+    def not_scored(self) -> bool:
+        return self.record is None and (self.error or "").startswith(NOT_SCORED)
+
+
+async def byte_bounds(prompts: Sequence[str]) -> list[int]:
+    return [byte_upper_bound(p) for p in prompts]
 
 
 @dataclass
@@ -58,30 +76,54 @@ class Scheduler:
     secrets: tuple[str, ...] = ()  # redacted from every recorded error
     stats: RunStats = field(default_factory=RunStats)
     limiter: AdaptiveLimiter | None = None
+    budget: Budget | None = None
+    # per-prompt token upper bounds for reservations (the server's /tokenize, else UTF-8 bytes)
+    bounds: Callable[[Sequence[str]], Awaitable[list[int]]] = byte_bounds
+    generated_per_prompt: int = 0  # tokens the dialect generates per prompt (charged on top)
+    # called after each item in completion order; returning a reason string stops dispatching
+    on_item_done: Callable[[int, list[PromptResult]], str | None] | None = None
+    stopped: str | None = None  # why dispatching stopped early, if it did
 
     async def run(self, items: Sequence[Sequence[PromptTask]]) -> list[list[PromptResult]]:
         """Score every item's prompts; the result mirrors the input's shape."""
-        results: list[list[PromptResult]] = [[] for _ in items]
+        results: list[list[PromptResult] | None] = [None] * len(items)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(len(items)):
             queue.put_nowait(i)
         limiter = endpoint_limiter(self.provider.base_url, self.provider.model, self.concurrency)
         self.limiter = limiter
+        dispatch = asyncio.Lock()
 
         async def worker() -> None:
-            while True:
-                try:
-                    i = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                results[i] = await self._score_item(items[i], limiter)
+            while self.stopped is None:
+                async with dispatch:  # reservations in input order
+                    if self.stopped is not None:
+                        return
+                    try:
+                        i = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    try:
+                        prepared = await self._prepare(items[i])
+                    except BudgetExceeded as err:
+                        self.stopped = f"{NOT_SCORED} (budget: {err})"
+                        return
+                results[i] = await self._score_prepared(items[i], prepared, limiter)
+                if self.on_item_done is not None and self.stopped is None:
+                    self.stopped = self.on_item_done(i, results[i] or [])
 
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(self.concurrency, len(items)))):
                 tg.create_task(worker())
-        return results
+        reason = self.stopped or NOT_SCORED
+        return [r if r is not None else [PromptResult(None, error=reason) for _ in items[i]]
+                for i, r in enumerate(results)]  # fmt: skip
 
     async def _score_item(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
+        return await self._score_prepared(tasks, await self._prepare(tasks), limiter)
+
+    async def _prepare(self, tasks: Sequence[PromptTask]) -> _Prepared:
+        """Cache lookups, chunking, and (with a budget) the item's reservation."""
         out: list[PromptResult | None] = [None] * len(tasks)
         missing: list[int] = []
         for k, task in enumerate(tasks):
@@ -96,24 +138,57 @@ class Scheduler:
             else:  # known to fail: not paid for again unless --retry-failed
                 out[k] = PromptResult(None, error=earlier, cached=True)
                 self.stats.failed_earlier += 1
-        if len(missing) < len(tasks):
-            self._progress(len(tasks) - len(missing))
         size = max(1, min(self.batch_size, self.provider.max_prompts_per_request))
         chunks = [missing[s : s + size] for s in range(0, len(missing), size)]
-        done = await asyncio.gather(*(self._score_chunk([tasks[k] for k in c], limiter) for c in chunks))
-        for chunk, chunk_results in zip(chunks, done, strict=True):
+        bounds: dict[int, int] = {}
+        holds: list[Hold | None] = [None] * len(chunks)
+        if self.budget is not None and missing:
+            counted = await self.bounds([tasks[k].text for k in missing])
+            bounds = {k: b + self.generated_per_prompt for k, b in zip(missing, counted, strict=True)}
+            item_hold = self.budget.reserve(sum(bounds.values()), len(chunks))
+            holds = [self.budget.take(item_hold, sum(bounds[k] for k in c)) for c in chunks]
+            self.budget.release(item_hold)  # empty by now
+        if len(missing) < len(tasks):
+            self._progress(len(tasks) - len(missing))
+        return _Prepared(out, chunks, holds, bounds)
+
+    async def _score_prepared(
+        self, tasks: Sequence[PromptTask], prep: _Prepared, limiter: AdaptiveLimiter
+    ) -> list[PromptResult]:
+        out = prep.out
+        done = await asyncio.gather(
+            *(
+                self._score_chunk([tasks[k] for k in c], limiter, hold, [prep.bounds.get(k, 0) for k in c])
+                for c, hold in zip(prep.chunks, prep.holds, strict=True)
+            )
+        )
+        for chunk, chunk_results in zip(prep.chunks, done, strict=True):
             for k, res in zip(chunk, chunk_results, strict=True):
                 out[k] = res
         return [r for r in out if r is not None]
 
-    async def _score_chunk(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
+    async def _score_chunk(
+        self,
+        tasks: Sequence[PromptTask],
+        limiter: AdaptiveLimiter,
+        hold: Hold | None = None,
+        bounds: Sequence[int] = (),
+    ) -> list[PromptResult]:
         try:
-            records = await self._request([t.text for t in tasks], limiter)
+            records = await self._request([t.text for t in tasks], limiter, hold, sum(bounds))
         except CapabilityError:
             raise  # the endpoint cannot do this at all: stop the run, do not record a failure per prompt
+        except BudgetExceeded as err:  # a retry or a split the budget cannot pay for: not a failure
+            if self.stopped is None:
+                self.stopped = f"{NOT_SCORED} (budget: {err})"
+            self._progress(len(tasks))
+            return [PromptResult(None, error=f"{NOT_SCORED} (budget: {err})") for _ in tasks]
         except EndpointError as err:
             if len(tasks) > 1:  # isolate the prompt(s) the server refuses
-                parts = await asyncio.gather(*(self._score_chunk([t], limiter) for t in tasks))
+                singles = [bounds[j : j + 1] for j in range(len(tasks))] if bounds else [() for _ in tasks]
+                parts = await asyncio.gather(
+                    *(self._score_chunk([t], limiter, None, b) for t, b in zip(tasks, singles, strict=True))
+                )
                 return [r for part in parts for r in part]
             self.stats.failed += 1
             reason = redact(str(err), self.secrets)
@@ -131,19 +206,36 @@ class Scheduler:
         self._progress(len(records))
         return results
 
-    async def _request(self, prompts: list[str], limiter: AdaptiveLimiter) -> list[LogprobRecord]:
+    async def _request(
+        self, prompts: list[str], limiter: AdaptiveLimiter, prepaid: Hold | None = None, bound: int = 0
+    ) -> list[LogprobRecord]:
+        budget = self.budget
+        unused = [prepaid]
+
         async def once() -> list[LogprobRecord]:
-            async with limiter.slot() as generation:
-                self.stats.requests += 1
-                self.stats.prompts_sent += len(prompts)
-                try:
-                    records = await self.provider.score(prompts)
-                except HTTPStatusError as err:
-                    if err.status in (429, 503):
-                        limiter.overload(generation)
-                    raise
-                limiter.success()
-                return records
+            hold = None
+            if budget is not None:  # the first attempt spends the item's reservation, retries reserve anew
+                first = unused.pop() if unused else None
+                hold = first if first is not None else budget.reserve(bound, 1)
+            try:
+                async with limiter.slot() as generation:
+                    self.stats.requests += 1
+                    self.stats.prompts_sent += len(prompts)
+                    try:
+                        records = await self.provider.score(prompts)
+                    except HTTPStatusError as err:
+                        if err.status in (429, 503):
+                            limiter.overload(generation)
+                        raise
+                    limiter.success()
+            except BaseException:
+                if budget is not None and hold is not None:
+                    budget.charge(hold)
+                raise
+            if budget is not None and hold is not None:
+                used = sum(r.prompt_tokens if r.prompt_tokens is not None else len(r.tokens) for r in records)
+                budget.settle(hold, used + self.generated_per_prompt * len(records))
+            return records
 
         def on_retry(decision: Decision) -> None:
             self.stats.retries += 1
@@ -155,3 +247,11 @@ class Scheduler:
     def _progress(self, n: int) -> None:
         if self.on_prompt_done is not None:
             self.on_prompt_done(n)
+
+
+@dataclass
+class _Prepared:
+    out: list[PromptResult | None]
+    chunks: list[list[int]]
+    holds: list[Hold | None]
+    bounds: dict[int, int]
