@@ -1,4 +1,5 @@
-"""Checks shared by the dialect adapters: one validated LogprobRecord from parallel lists, model lists.
+"""Checks shared by the dialect adapters: one validated LogprobRecord from parallel lists, model lists,
+bounded fan-out for tokenize routes.
 
 Every adapter ends the same way: it has, per prompt, a list of token strings, a list of logprobs
 (and sometimes token ids). `build_record` turns them into a record or refuses:
@@ -11,8 +12,9 @@ Every adapter ends the same way: it has, per prompt, a list of token strings, a 
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -142,3 +144,34 @@ def ordered_choices(data: Any, n: int, bad: Bad) -> list[dict[str, Any]]:
             raise bad(f"choice {pos} has a bad or repeated index {idx!r}")
         by_index[idx] = choice
     return [by_index[i] for i in range(n)]
+
+
+async def map_bounded(items: Sequence[str], one: Callable[[str], Awaitable[int]], concurrency: int) -> list[int]:
+    """`one(item)` for every item, at most `concurrency` awaiting at once, results in input order.
+
+    A fixed set of workers pulls the next index (memory stays flat for hundreds of thousands of
+    prompts); the first error cancels the other workers and is raised as is.
+    """
+    out = [0] * len(items)
+    indices = iter(range(len(items)))
+
+    async def worker() -> None:
+        for i in indices:
+            out[i] = await one(items[i])
+
+    tasks = [asyncio.ensure_future(worker()) for _ in range(min(max(1, concurrency), len(items)))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    return out
+
+
+def token_count(value: Any, where: str, bad: Bad) -> int:
+    """A token count from a tokenize response: a non-negative integer (bools refused)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    raise bad(f"{where}: token count is not a non-negative integer ({value!r})")

@@ -113,6 +113,16 @@ class Adapter:
     def max_prompts_per_request(self) -> int:
         return max(1, self._batch_size)
 
+    # The server route that `count_tokens` asks (root-relative), or None when the dialect has none.
+    tokenize_route: str | None = None
+
+    async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:
+        """Each prompt's token count exactly as the server counts it when scoring (its usage
+        `prompt_tokens`, special tokens such as BOS included), from the server's own tokenize route,
+        with at most `concurrency` requests in flight; None when the dialect has no such route.
+        Sends no scoring request; errors are mapped like `score`'s."""
+        return None
+
 
 _REGISTRY = {
     "openai-completions": "providers.openai_completions:OpenAICompletions",

@@ -123,7 +123,7 @@ class CountingServer:
             raise HTTPStatusError("prompt refused", status=400)
         return [
             LogprobRecord(
-                tokens=tuple(p.split()) + ("<s>",),
+                tokens=(*p.split(), "<s>"),
                 logprobs=(None,) + (-1.0,) * len(p.split()),
                 offsets=(0,) * (len(p.split()) + 1),
                 prompt_tokens=self.count(p),
