@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -24,6 +24,8 @@ from auditor.errors import AlignmentError, ResponseFormatError
 from providers.base import LogprobRecord
 
 Bad = Callable[[str], ResponseFormatError]
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def bad_for(endpoint: str | None) -> Bad:
@@ -146,13 +148,13 @@ def ordered_choices(data: Any, n: int, bad: Bad) -> list[dict[str, Any]]:
     return [by_index[i] for i in range(n)]
 
 
-async def map_bounded(items: Sequence[str], one: Callable[[str], Awaitable[int]], concurrency: int) -> list[int]:
+async def map_bounded(items: Sequence[T], one: Callable[[T], Awaitable[R]], concurrency: int) -> list[R]:
     """`one(item)` for every item, at most `concurrency` awaiting at once, results in input order.
 
     A fixed set of workers pulls the next index (memory stays flat for hundreds of thousands of
     prompts); the first error cancels the other workers and is raised as is.
     """
-    out = [0] * len(items)
+    out: dict[int, R] = {}
     indices = iter(range(len(items)))
 
     async def worker() -> None:
@@ -167,7 +169,7 @@ async def map_bounded(items: Sequence[str], one: Callable[[str], Awaitable[int]]
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-    return out
+    return [out[i] for i in range(len(items))]
 
 
 def token_count(value: Any, where: str, bad: Bad) -> int:

@@ -15,6 +15,12 @@ Two quirks, both seen with llama-cpp-python 0.3.36 (tests/fixtures/llama-cpp-pyt
 
 The C++ `llama-server` (llama.cpp proper) has no prompt logprobs: it refuses echo with "Only no echo
 is supported". `detect_llama_cpp_server` turns that refusal into a CapabilityError.
+
+Token counts: `POST /extras/tokenize {"input": str, "model"}` -> `{"tokens": [ids]}` (llama-cpp-python
+0.3.36 `server/app.py`, TokenizeInputRequest/TokenizeInputResponse), one prompt per request. It calls
+`Llama.tokenize(text, add_bos=True, special=True)`, which adds BOS (and EOS) exactly where the GGUF
+asks; a completion's `usage.prompt_tokens` counts BOS/EOS by the same GGUF flags around the same
+`special=True` tokenization, so the two agree, BOS included (it is the one token not echoed).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor.errors import CapabilityError, HTTPStatusError
-from providers._common import bad_for, build_record
+from providers._common import bad_for, build_record, map_bounded, root_url
 from providers.base import EndpointInfo, LogprobRecord, request_json
 from providers.openai_completions import OpenAICompletions
 
@@ -52,6 +58,7 @@ def detect_llama_cpp_server(err: BaseException) -> CapabilityError | None:
 class LlamaCppPython(OpenAICompletions):
     honours_max_tokens_zero = False  # 0 means "until the context is full" there
     name = "llama-cpp-python"
+    tokenize_route = "/extras/tokenize"
 
     @property
     def max_prompts_per_request(self) -> int:
@@ -86,6 +93,26 @@ class LlamaCppPython(OpenAICompletions):
                 raise refusal from err
             raise
         return [parse_llama_cpp(data, prompts[0], endpoint=self.base_url)]
+
+    async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:
+        url = f"{root_url(self.base_url)}/extras/tokenize"
+
+        async def one(prompt: str) -> int:
+            body: dict[str, Any] = {"input": prompt}
+            if self.model:
+                body["model"] = self.model
+            data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=body)
+            return parse_llama_cpp_tokenize(data, endpoint=self.base_url)
+
+        return await map_bounded(prompts, one, concurrency)
+
+
+def parse_llama_cpp_tokenize(data: Any, *, endpoint: str | None = None) -> int:
+    """The number of token ids in an `/extras/tokenize` answer."""
+    tokens = data.get("tokens") if isinstance(data, dict) else None
+    if not isinstance(tokens, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in tokens):
+        raise bad_for(endpoint)("POST /extras/tokenize: no list of token ids (is this llama-cpp-python?)")
+    return len(tokens)
 
 
 def parse_llama_cpp(data: Any, prompt: str, *, endpoint: str | None = None) -> LogprobRecord:

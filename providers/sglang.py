@@ -13,6 +13,13 @@ SGLang decodes each token on its own (`batch_decode` of single ids): byte-level 
 character come back as U+FFFD, which `place_tokens` handles; SentencePiece tokenizers (Llama 2,
 Mistral) lose the leading space of a word that way, so such prompts fail alignment (AlignmentError)
 rather than being scored wrongly: use `openai-completions` against SGLang's `/v1/completions` there.
+
+Token counts: `POST /v1/tokenize` (recent SGLang; `/tokenize` is an alias in newer ones)
+`{"model", "prompt": [..], "add_special_tokens": true}` -> `{"tokens": [[..]], "count": [..],
+"max_model_len"}` (sglang `entrypoints/openai/serving_tokenize.py`, protocol TokenizeRequest /
+TokenizeResponse; a list prompt gives lists). It calls `tokenizer.encode(text, add_special_tokens=True)`,
+the same HF call `/generate` makes on `text` (whose `meta_info.prompt_tokens` counts the result), so
+the counts agree. Older SGLang answers 404 (no tokenize route). Documented shape, not recorded.
 """
 
 from __future__ import annotations
@@ -20,12 +27,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from providers._common import bad_for, best_effort_version, build_record, pick_model, root_url
+from providers._common import bad_for, best_effort_version, build_record, map_bounded, pick_model, root_url, token_count
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+
+TOKENIZE_BATCH = 64  # prompts per /v1/tokenize request (it takes a list)
 
 
 class SGLang(Adapter):
     name = "sglang"
+    tokenize_route = "/v1/tokenize"
 
     def scoring_params(self) -> dict[str, Any]:
         return {"dialect": self.name, "logprob_start_len": 0, "temperature": 0}
@@ -57,6 +67,34 @@ class SGLang(Adapter):
         url = f"{root_url(self.base_url)}/generate"
         data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts))
         return parse_sglang(data, prompts, endpoint=self.base_url)
+
+    async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:
+        url = f"{root_url(self.base_url)}/v1/tokenize"
+        batches = [list(prompts[i : i + TOKENIZE_BATCH]) for i in range(0, len(prompts), TOKENIZE_BATCH)]
+
+        async def one(batch: list[str]) -> list[int]:
+            body: dict[str, Any] = {"prompt": batch, "add_special_tokens": True}
+            if self.model:
+                body["model"] = self.model
+            data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=body)
+            return parse_sglang_tokenize(data, len(batch), endpoint=self.base_url)
+
+        return [n for counts in await map_bounded(batches, one, concurrency) for n in counts]
+
+
+def parse_sglang_tokenize(data: Any, n: int, *, endpoint: str | None = None) -> list[int]:
+    """The `n` counts of a `/v1/tokenize` answer to a list prompt, checked against `tokens` when there."""
+    bad = bad_for(endpoint)
+    counts = data.get("count") if isinstance(data, dict) else None
+    if not isinstance(counts, list) or len(counts) != n:
+        raise bad(f"POST /v1/tokenize: expected a list of {n} counts (is this SGLang?)")
+    out = [token_count(c, f"POST /v1/tokenize, prompt {k}", bad) for k, c in enumerate(counts)]
+    tokens = data.get("tokens")
+    if isinstance(tokens, list) and (
+        len(tokens) != n or any(not isinstance(t, list) or len(t) != c for t, c in zip(tokens, out, strict=False))
+    ):
+        raise bad("POST /v1/tokenize: tokens do not match the counts")
+    return out
 
 
 def parse_sglang(data: Any, prompts: Sequence[str], *, endpoint: str | None = None) -> list[LogprobRecord]:

@@ -10,6 +10,12 @@ then `prefill` is silently `[]`: that is a CapabilityError, never a score.
 
 Like SGLang, TGI decodes each prefill token on its own; SentencePiece tokenizers lose word-leading
 spaces that way, and such prompts fail alignment rather than being scored wrongly.
+
+Token counts: `POST /tokenize` (server root) takes the same request body as `/generate` and answers
+one `{id, text, start, stop}` per token, special tokens included (TGI v3.3 `router/src/server.rs`
+`tokenize`, `lib.rs` SimpleToken/TokenizeResponse). It runs the same validation tokenizer with the same
+`add_special_tokens` (default true) as `/generate`, whose input length (`x-prompt-tokens`, usage
+`prompt_tokens`) is that list's length. One prompt per request; a 404 means no fast tokenizer.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from auditor.errors import CapabilityError
-from providers._common import bad_for, build_record, root_url
+from providers._common import bad_for, build_record, map_bounded, root_url
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 
 NO_PREFILL = "TGI returned no prefill logprobs: start TGI with --enable-prefill-logprobs"
@@ -28,6 +34,7 @@ MODEL_ALIASES = ("", "tgi")  # TGI serves one model; its OpenAI routes call it "
 class TGI(Adapter):
     honours_max_tokens_zero = False
     name = "tgi"
+    tokenize_route = "/tokenize"
 
     @property
     def max_prompts_per_request(self) -> int:
@@ -67,6 +74,22 @@ class TGI(Adapter):
         url = f"{root_url(self.base_url)}/generate"
         data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts[0]))
         return [parse_tgi(data, prompts[0], endpoint=self.base_url)]
+
+    async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:
+        url = f"{root_url(self.base_url)}/tokenize"
+
+        async def one(prompt: str) -> int:
+            data = await request_json(self._client, "POST", url, endpoint=self.base_url, json={"inputs": prompt})
+            return parse_tgi_tokenize(data, endpoint=self.base_url)
+
+        return await map_bounded(prompts, one, concurrency)
+
+
+def parse_tgi_tokenize(data: Any, *, endpoint: str | None = None) -> int:
+    """The number of tokens in a `/tokenize` answer (a list of `{id, text, start, stop}`)."""
+    if not isinstance(data, list) or not all(isinstance(t, dict) and isinstance(t.get("id"), int) for t in data):
+        raise bad_for(endpoint)("POST /tokenize: expected a list of {id, text, start, stop} (is this TGI?)")
+    return len(data)
 
 
 def parse_tgi(data: Any, prompt: str, *, endpoint: str | None = None) -> LogprobRecord:
