@@ -15,6 +15,7 @@ comes (those reservations stay charged).
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Callable
@@ -93,6 +94,7 @@ class Budget:
     over_bound: int = 0  # answers whose reported tokens exceeded the reservation (bound too low)
     stopped: str | None = None  # the limit that stopped the run, once one did
     started: float = field(init=False)
+    _event: asyncio.Event | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -127,9 +129,19 @@ class Budget:
         return Hold(tokens, requests)
 
     def _stop(self, limit: str, message: str) -> None:
-        if self.stopped is None:
-            self.stopped = limit
+        """Refuse this reservation; the caller decides whether that ends the run (`stopped`)."""
         raise BudgetExceeded(limit, message)
+
+    async def changed(self) -> None:
+        """Wait until a reservation is settled, charged or released."""
+        if self._event is None:
+            self._event = asyncio.Event()
+        await self._event.wait()
+
+    def _notify(self) -> None:
+        if self._event is not None:
+            self._event.set()
+            self._event = None
 
     def take(self, hold: Hold, tokens: int, requests: int = 1) -> Hold:
         """Carve one request's share out of a larger hold (no new reservation)."""
@@ -163,6 +175,7 @@ class Budget:
         hold.open = False
         self.reserved_tokens -= hold.tokens
         self.reserved_requests -= hold.requests
+        self._notify()
 
     def close_all_reserved(self) -> None:
         """At the end of a run, in-flight reservations (cancelled requests) count as charged."""

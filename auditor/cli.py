@@ -26,6 +26,7 @@ from auditor.audit import (
     run_audit,
     summary_line,
 )
+from auditor.budget import Limits
 from auditor.cache import DEFAULT_PATH, ScoreCache, put_probe
 from auditor.errors import AuditorError, CapabilityError, EndpointError, UsageError
 from auditor.probe import AUTO, DialectRow, ProbeResult, detect, probe, refusal
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
     d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
+    d.add_argument(
+        "--orderings",
+        default="all",
+        metavar="DESIGN",
+        help="which orderings to score: all (default), sample:K (or K), cyclic, paper-r, pairs",
+    )
     d.add_argument("--seed", type=int, default=0, help="seed for sampled orderings (default 0)")
     v = run.add_argument_group("verdicts")
     v.add_argument(
@@ -98,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--alpha", type=float, default=0.05, help="item-level false-positive rate (default 0.05)")
     d.add_argument("--skip-invalid", action="store_true", help="skip and count invalid items instead of stopping")
+    b = run.add_argument_group("budgets (hard limits, never exceeded; cached prompts are free)")
+    b.add_argument("--max-tokens", type=int, metavar="N", help="prompt + generated tokens, as the server counts them")
+    b.add_argument("--max-requests", type=int, metavar="N", help="scoring requests, retries included")
+    b.add_argument("--max-cost", type=float, metavar="USD", help="needs a price: --price-per-mtok or a known model")
+    b.add_argument("--max-time", type=float, metavar="SECONDS", help="wall time for scoring")
+    b.add_argument("--price-per-mtok", type=float, metavar="USD", help="price per million tokens, for --max-cost")
+    q = run.add_argument_group("sequential spot check")
+    q.add_argument(
+        "--sequential",
+        action="store_true",
+        help="score items in a seeded random order and stop once an always-valid test decides",
+    )
+    q.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.10,
+        help="with --sequential: stop with 'no evidence' once the leaked fraction is surely below this (default 0.1)",
+    )
+    q.add_argument(
+        "--keep-order-sensitive",
+        action="store_true",
+        help="with --sequential: keep order-sensitive items (left out by default: their published order is natural)",
+    )
     s = run.add_argument_group("scheduling")
     s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
     s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
@@ -203,6 +233,17 @@ async def _run(args: argparse.Namespace) -> int:
         control_run=args.control_run,
         exclude_order_sensitive=args.exclude_order_sensitive,
         alpha=args.alpha,
+        orderings=args.orderings,
+        limits=Limits(
+            tokens=args.max_tokens,
+            requests=args.max_requests,
+            cost=args.max_cost,
+            seconds=args.max_time,
+            price_per_mtok=args.price_per_mtok,
+        ),
+        sequential=args.sequential,
+        tolerance=args.tolerance,
+        keep_order_sensitive=args.keep_order_sensitive,
     )
     start, advance, close = _progress()
     try:
@@ -226,6 +267,29 @@ def _print_outcome(outcome: AuditOutcome) -> None:
     )
     if st.failed_earlier:
         print(f"{st.failed_earlier} prompt(s) failed in an earlier run and were not re-sent; add --retry-failed")
+    data = outcome.report.data
+    if data.get("sequential"):
+        print(data["summary"]["verdict_text"])
+        if outcome.scored_not_used:
+            print(f"{outcome.scored_not_used} item(s) in flight when the test decided were scored but not used")
+    spend = data.get("spend") or {}
+    if spend.get("share_of_full_protocol"):
+        full = spend["full_protocol"]
+        print(
+            f"tokens behind the verdict: {spend['prompt_tokens_used']} ({spend['share_of_full_protocol']:.1%} of the"
+            f" full protocol's ~{full['prompt_tokens_estimate']} on {full['items']} items)"
+        )
+    if outcome.budget is not None:
+        b = outcome.budget.to_json()
+        cost = f", ${b['cost']:.4f}" if b["cost"] is not None else ""
+        print(f"this run spent: {b['tokens_total']} tokens, {b['requests']} requests{cost} (cached prompts are free)")
+        if b["stopped_by"]:
+            fin = data["budget"]["to_finish"]
+            print(
+                f"auditor: the {b['stopped_by']} budget stopped the run; {fin['items']} item(s) left (at most"
+                f" {fin['tokens_upper_bound']} tokens); the report is marked partial",
+                file=sys.stderr,
+            )
     print("report: " + ", ".join(str(p) for p in outcome.paths))
 
 

@@ -55,6 +55,7 @@ def build_report(
     skipped: Sequence[dict[str, Any]] = (),
     partial: bool = False,
     assessment: Assessment,
+    extra: dict[str, Any] | None = None,
 ) -> Report:
     ds = judge_dataset(verdicts, n_failed=len(failures))
     a = assessment
@@ -83,6 +84,11 @@ def build_report(
         "p_vs_control": a.summary.p_control,
         "subjects": a.summary.subjects,
     }
+    extra = dict(extra or {})
+    seq = extra.get("sequential")
+    if seq is not None:  # an always-valid decision replaces the fixed-sample one (peeking invalidates it)
+        summary.update(_sequential_summary(seq))
+    summary["n_not_scored"] = extra.get("not_scored", {}).get("count", 0)
     data = {
         "summary": summary,
         "items": [
@@ -107,9 +113,33 @@ def build_report(
         ],
         "failures": [{"id": f.id, "subject": f.subject, "reason": f.reason} for f in failures],
         "skipped_invalid": list(skipped),
+        **extra,
         "provenance": provenance,
     }
     return Report(data)
+
+
+def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
+    lo, hi = seq["leaked_fraction_interval"]["low"], seq["leaked_fraction_interval"]["high"]
+    decision = seq["decision"]
+    n, tol, alpha = seq["items_used"], seq["tolerance"], seq["alpha"]
+    if decision == "leakage":
+        text = (f"sequential test: leakage, decided after {n} items (e-value {seq['e_value_no_leakage']:.3g} >="
+                f" 1/alpha = {1 / alpha:g}); leaked fraction {lo:.0%} to {hi:.0%} (always-valid {1 - alpha:.0%}"
+                " confidence sequence)")  # fmt: skip
+    elif decision == "no_evidence":
+        text = (f"sequential test: no evidence of leakage above the tolerance: after {n} items the leaked"
+                f" fraction is at most {hi:.0%} (< {tol:.0%}) with {1 - alpha:.0%} confidence")  # fmt: skip
+    else:
+        text = (f"sequential test undecided after {n} items: leaked fraction {lo:.0%} to {hi:.0%}"
+                f" ({1 - alpha:.0%} confidence sequence); add items or raise the budget")  # fmt: skip
+    return {
+        "verdict": "leakage" if decision == "leakage" else "no_evidence",
+        "verdict_text": text,
+        "leaked_fraction": {"estimate": seq["items_top1"] / n if n else 0.0, "low": lo, "high": hi},
+        "sequential_decision": decision,
+        "p_values_descriptive_only": True,
+    }
 
 
 EXPLANATION = [
@@ -134,6 +164,46 @@ EXPLANATION = [
 ]
 
 
+def _partial_note(data: dict[str, Any]) -> list[str]:
+    budget = data.get("budget") or {}
+    if budget.get("stopped_by"):
+        fin = budget["to_finish"]
+        return [f"> **Partial report**: the {budget['stopped_by']} budget ended the run; {fin['items']} item(s),"
+                f" {fin['prompts']} prompt(s) (at most {fin['tokens_upper_bound']} tokens) were left. Scored prompts"
+                " are cached: re-run with a larger budget to finish for the rest only.", ""]  # fmt: skip
+    return ["> **Partial report**: the run was interrupted; re-run the same command to finish it.", ""]
+
+
+def _spend_lines(data: dict[str, Any]) -> list[str]:
+    lines = ["## Cost", ""]
+    sp = data.get("spend")
+    if sp:
+        full = sp["full_protocol"]
+        share = sp.get("share_of_full_protocol")
+        used = f"{sp['prompts_used']} ({sp['prompt_tokens_used']} prompt tokens)"
+        whole = f"{full['prompts']} prompts, ~{full['prompt_tokens_estimate'] or '?'} tokens"
+        tail = f" ({share:.1%} of it spent)" if share else ""
+        lines.append(f"- prompts behind these verdicts: {used}; the full protocol on the same {full['items']} items:"
+                     f" {whole}{tail}")  # fmt: skip
+    seq = data.get("sequential")
+    if seq:
+        lines.append(f"- sequential test ({seq['procedure']}, alpha {seq['alpha']}, tolerance {seq['tolerance']:.0%}):"
+                     f" {seq['decision']} after {seq['items_used']} of {seq['items_available']} items; the p-values"
+                     " above are descriptive only after a sequential stop")  # fmt: skip
+    aside = data.get("set_aside") or {}
+    for reason, v in aside.items():
+        lines.append(f"- set aside before scoring ({reason.replace('_', ' ')}): {v['count']} item(s)")
+    budget = data.get("budget")
+    if budget:
+        lim = {k: v for k, v in budget["limits"].items() if v is not None}
+        cost = f", ${budget['cost']:.4f}" if budget.get("cost") is not None else ""
+        stop = f"; stopped by the {budget['stopped_by']} limit" if budget.get("stopped_by") else ""
+        charged = budget["tokens_charged_unconfirmed"]
+        lines.append(f"- budget {lim}: {budget['tokens_total']} tokens ({charged} of them charged for failed or"
+                     f" cancelled requests), {budget['requests']} requests{cost}{stop}")  # fmt: skip
+    return [*lines, ""] if len(lines) > 2 else []
+
+
 def _fmt_p(p: float) -> str:
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
 
@@ -153,11 +223,7 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Leakage audit: `{ep['model']}` on `{ds['path']}`",
         "",
-        *(
-            ["> **Partial report**: the run was interrupted; re-run the same command to finish it.", ""]
-            if s.get("partial")
-            else []
-        ),
+        *(_partial_note(data) if s.get("partial") else []),
         f"**Verdict: {s['verdict'].replace('_', ' ')}** ({s['method']} method): {s['verdict_text']}.",
         "",
         "## Summary",
@@ -184,6 +250,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"| items that failed | {s['n_failed']} |",
         f"| items skipped as invalid | {s['n_skipped_invalid']} |",
         "",
+        *_spend_lines(data),
         *EXPLANATION,
         "",
     ]

@@ -145,12 +145,26 @@ class Scheduler:
         if self.budget is not None and missing:
             counted = await self.bounds([tasks[k].text for k in missing])
             bounds = {k: b + self.generated_per_prompt for k, b in zip(missing, counted, strict=True)}
-            item_hold = self.budget.reserve(sum(bounds.values()), len(chunks))
+            item_hold = await self._reserve(sum(bounds.values()), len(chunks))
             holds = [self.budget.take(item_hold, sum(bounds[k] for k in c)) for c in chunks]
             self.budget.release(item_hold)  # empty by now
         if len(missing) < len(tasks):
             self._progress(len(tasks) - len(missing))
         return _Prepared(out, chunks, holds, bounds)
+
+    async def _reserve(self, tokens: int, requests: int) -> Hold:
+        """An item's reservation. Refused while other items' reservations are outstanding, it waits for
+        them to settle (settling gives back what the bound over-estimated) and tries again; refused
+        with nothing outstanding, the budget is spent and BudgetExceeded ends dispatching."""
+        assert self.budget is not None
+        while True:
+            try:
+                return self.budget.reserve(tokens, requests)
+            except BudgetExceeded as err:
+                if err.limit == "time" or self.budget.reserved_requests == 0:
+                    self.budget.stopped = self.budget.stopped or err.limit
+                    raise
+            await self.budget.changed()
 
     async def _score_prepared(
         self, tasks: Sequence[PromptTask], prep: _Prepared, limiter: AdaptiveLimiter
@@ -181,6 +195,8 @@ class Scheduler:
         except BudgetExceeded as err:  # a retry or a split the budget cannot pay for: not a failure
             if self.stopped is None:
                 self.stopped = f"{NOT_SCORED} (budget: {err})"
+            if self.budget is not None:
+                self.budget.stopped = self.budget.stopped or err.limit
             self._progress(len(tasks))
             return [PromptResult(None, error=f"{NOT_SCORED} (budget: {err})") for _ in tasks]
         except EndpointError as err:

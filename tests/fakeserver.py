@@ -36,6 +36,7 @@ class FakeServer:
     max_tokens_zero_ok: bool = True
     completion_requests: int = 0
     prompts_scored: int = 0
+    tokens_billed: int = 0  # usage as a hosted API would bill it: prompt tokens + generated tokens
     hook: Callable[[dict[str, Any]], httpx.Response | None] | None = None
     root: str | None = None  # what vLLM reports as the loaded weights' path
     vllm_dialect: bool = True  # answer vLLM's prompt_logprobs requests too
@@ -101,6 +102,7 @@ class FakeServer:
             else:
                 choices = [self.choice(p, i, mt) for i, p in enumerate(prompts)]
             n = sum(len(tokenize(p)) for p in prompts)
+            self.tokens_billed += n + (len(prompts) if mt or "prompt_logprobs" in body else 0)
             return httpx.Response(200, json={"choices": choices, "usage": {"prompt_tokens": n}})
         return httpx.Response(404, json={"error": {"message": f"no route {path}"}})
 
