@@ -33,7 +33,7 @@ from auditor.report import Report, build_report
 from auditor.retry import RetryPolicy
 from auditor.sampling import stratified_sample
 from auditor.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
-from auditor.secrets import resolve_api_key
+from auditor.secrets import default_key_env, resolve_api_key
 from auditor.sensitivity import option_set_key, order_sensitivity
 from auditor.sequential import SequentialTest
 from providers.base import EndpointInfo, provider_class
@@ -169,7 +169,9 @@ def sequential_order(
 
 
 def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:
-    key = resolve_api_key(ep.api_key_env, ep.api_key_file, dict(os.environ))
+    key = resolve_api_key(
+        ep.api_key_env, ep.api_key_file, dict(os.environ), default_env=default_key_env(ep.provider, ep.base_url)
+    )
     return (key,) if key else ()
 
 

@@ -289,3 +289,36 @@ def test_insecure_tls_is_explicit_and_recorded(dataset: Path, tmp_path: Path) ->
         assert main(["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "1", "--out", str(out),
                      "--cache", str(tmp_path / "c.sqlite")]) == 0  # fmt: skip
     assert json.loads((out / "report.json").read_text())["provenance"]["endpoint"]["insecure_tls"] is False
+
+
+def test_hosted_key_variables_are_read_only_for_their_own_host(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditor.audit import EndpointConfig, http_client
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
+    monkeypatch.setenv("TOGETHER_API_KEY", "tg-secret")
+    monkeypatch.setenv("FIREWORKS_API_KEY", "fw-secret")
+
+    def auth(base_url: str, provider: str = "auto") -> str | None:
+        return http_client(EndpointConfig(base_url=base_url, provider=provider)).headers.get("authorization")
+
+    assert auth("https://api.openai.com/v1") == "Bearer sk-openai-secret"
+    assert auth("https://api.openai.com/v1", "openai") == "Bearer sk-openai-secret"
+    assert auth("https://api.together.xyz/v1") == "Bearer tg-secret"
+    assert auth("https://api.fireworks.ai/inference/v1", "fireworks") == "Bearer fw-secret"
+    assert auth("http://127.0.0.1:8000/v1") is None  # a local server never gets a hosted key
+    assert auth("https://my-proxy.example/v1", "openai") is None  # nor a proxy, unless named
+    assert auth("https://api.openai.com/v1", "together") is None  # nor another provider's host
+
+    seen: list[str] = []
+    server = FakeServer()
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return server.handler(request)
+
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="fake.test").mock(side_effect=handler)
+        assert run_main(dataset, tmp_path, "--limit", "1") == 0
+    assert seen and not any(seen)
