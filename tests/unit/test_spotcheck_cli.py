@@ -133,3 +133,27 @@ def test_bad_budget_flags_are_one_line(big_dataset: Path, tmp_path: Path, capsys
     assert main([*base, "--orderings", "bogus"]) == 2
     assert "choose one of" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_time_budget_cancels_in_flight_work_and_writes_a_partial_report(big_dataset: Path, tmp_path: Path) -> None:
+    import asyncio
+    import time
+
+    import httpx
+    import respx
+
+    server = FakeServer()
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/completions") and isinstance(json.loads(request.content)["prompt"], list):
+            await asyncio.sleep(0.4)  # scoring requests (prompt lists) are slow; the probe's single prompt is not
+        return server.handler(request)
+
+    t0 = time.monotonic()
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="fake.test").mock(side_effect=slow)
+        rep = run(big_dataset, tmp_path, "t", "--limit", "40", "--max-time", "1.0", "--concurrency", "2")
+    assert time.monotonic() - t0 < 3.0
+    assert rep["summary"]["partial"] and rep["budget"]["stopped_by"] == "time"
+    assert 0 < rep["summary"]["n_items"] < 40 and rep["summary"]["n_not_scored"] == 40 - rep["summary"]["n_items"]
+    assert "--max-time" in rep["not_scored"]["items"][0]["reason"]
