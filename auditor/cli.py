@@ -1,4 +1,4 @@
-"""Command line: `auditor probe` and `auditor run`. The only place that prints or exits.
+"""Command line: `auditor probe`, `auditor estimate` and `auditor run`. The only place that prints or exits.
 
 Domain errors become one line on stderr and an exit code (2 bad input, 3 cache, 4 endpoint);
 set AUDITOR_DEBUG=1 for the traceback.
@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+import httpx
 
 from auditor import __version__
 from auditor.audit import (
@@ -29,7 +32,9 @@ from auditor.audit import (
 from auditor.budget import Limits
 from auditor.cache import DEFAULT_PATH, ScoreCache, put_probe
 from auditor.errors import AuditorError, CapabilityError, EndpointError, UsageError
-from auditor.probe import AUTO, DialectRow, ProbeResult, detect, probe, refusal
+from auditor.estimate import estimate, render
+from auditor.prices import price_for
+from auditor.probe import AUTO, HOSTED, DialectRow, ProbeResult, detect, probe, refusal
 from auditor.secrets import redact
 from providers.base import provider_names
 
@@ -59,19 +64,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
-    _endpoint_options(pr)
-
-    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md")
+def _audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> None:
+    """`run`'s flags; `estimate` takes the same ones (less --out) so one command line prices the other."""
     _endpoint_options(run)
     d = run.add_argument_group("audit")
     d.add_argument("--dataset", type=Path, required=True, help="benchmark file or directory")
-    d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
+    if not estimate:
+        d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
     d.add_argument("--limit", type=int, help="use the first N items (files sorted by name, rows in order)")
     d.add_argument(
         "--items", type=int, dest="sample", metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
@@ -133,6 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
     s.add_argument("--retry-failed", action="store_true", help="re-send prompts that failed for good in an earlier run")
     s.add_argument("--attempts", type=int, default=6, help="tries per request before a prompt is failed")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="auditor", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
+    _endpoint_options(pr)
+
+    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md")
+    _audit_options(run)
+
+    est = sub.add_parser("estimate", help="what `run` with the same flags would cost, before any scoring request")
+    _audit_options(est, estimate=True)
+    est.add_argument("--json", action="store_true", help="print the estimate as JSON")
     return parser
 
 
@@ -210,14 +225,18 @@ def _progress() -> tuple[Any, Any, Any]:
     return start, advance, close
 
 
-async def _run(args: argparse.Namespace) -> int:
+def _config(args: argparse.Namespace) -> AuditConfig:
+    """The audit configuration from `run`'s (or `estimate`'s) flags."""
     for name in ("batch_size", "concurrency", "attempts"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    cfg = AuditConfig(
+    if args.price_per_mtok is None:  # a known hosted model's price (by --provider, or by the host with auto)
+        host = httpx.URL(args.base_url).host
+        args.price_per_mtok = price_for(HOSTED.get(host, "") if args.provider == AUTO else args.provider, args.model)
+    return AuditConfig(
         endpoint=_endpoint(args),
         dataset=args.dataset,
-        out=args.out,
+        out=getattr(args, "out", None) or Path("."),
         cache_path=args.cache,
         limit=args.limit,
         sample=args.sample,
@@ -245,12 +264,25 @@ async def _run(args: argparse.Namespace) -> int:
         tolerance=args.tolerance,
         keep_order_sensitive=args.keep_order_sensitive,
     )
+
+
+async def _run(args: argparse.Namespace) -> int:
+    cfg = _config(args)
     start, advance, close = _progress()
     try:
         outcome = await run_audit(cfg, on_start=start, on_progress=advance)
     finally:
         close()
     _print_outcome(outcome)
+    return 0
+
+
+async def _estimate(args: argparse.Namespace) -> int:
+    result = await estimate(_config(args))
+    if args.json:
+        print(json.dumps(result.data, indent=1))
+    else:
+        print(render(result.data))
     return 0
 
 
@@ -307,7 +339,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     try:
-        return asyncio.run(_probe(args) if args.command == "probe" else _run(args))
+        command = {"probe": _probe, "run": _run, "estimate": _estimate}[args.command]
+        return asyncio.run(command(args))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code

@@ -37,6 +37,8 @@ class FakeServer:
     completion_requests: int = 0
     prompts_scored: int = 0
     tokens_billed: int = 0  # usage as a hosted API would bill it: prompt tokens + generated tokens
+    tokenize: bool = True  # answer vLLM's POST /tokenize
+    tokenize_requests: int = 0
     hook: Callable[[dict[str, Any]], httpx.Response | None] | None = None
     root: str | None = None  # what vLLM reports as the loaded weights' path
     vllm_dialect: bool = True  # answer vLLM's prompt_logprobs requests too
@@ -83,6 +85,12 @@ class FakeServer:
             return httpx.Response(200, json={"object": "list", "data": [entry]})
         if path == "/version":
             return httpx.Response(200, json={"version": "0.0-fake"})
+        if path == "/tokenize" and self.tokenize:  # vLLM's shape: the count includes the BOS
+            toks = tokenize(json.loads(request.content)["prompt"])
+            self.tokenize_requests += 1
+            return httpx.Response(
+                200, json={"count": len(toks), "max_model_len": 512, "tokens": list(range(len(toks)))}
+            )
         if path.endswith("/completions"):
             body = json.loads(request.content)
             if self.hook is not None:

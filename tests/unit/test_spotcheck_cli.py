@@ -11,9 +11,10 @@ import pytest
 from auditor.cli import main
 from auditor.items import Item, load_items
 from auditor.orderings import PAPER
+from auditor.probe import PROBE_PROMPT
 from auditor.sensitivity import order_sensitivity
 from tests.conftest import SHARED_DATA
-from tests.fakeserver import FakeServer
+from tests.fakeserver import FakeServer, tokenize
 from tests.unit.test_cli import BASE, serve
 
 SUBJECTS = ("abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",
@@ -157,3 +158,53 @@ def test_time_budget_cancels_in_flight_work_and_writes_a_partial_report(big_data
     assert rep["summary"]["partial"] and rep["budget"]["stopped_by"] == "time"
     assert 0 < rep["summary"]["n_items"] < 40 and rep["summary"]["n_not_scored"] == 40 - rep["summary"]["n_items"]
     assert "--max-time" in rep["not_scored"]["items"][0]["reason"]
+
+
+def estimate_json(dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> dict[str, Any]:
+    args = ["estimate", "--base-url", BASE, "--dataset", str(dataset), "--cache", str(tmp_path / "c.sqlite"),
+            "--skip-invalid", "--json", *extra]  # fmt: skip
+    capsys.readouterr()
+    assert main(args) == 0
+    data: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return data
+
+
+def test_estimate_is_exact_with_tokenize_and_sends_no_scoring_request(
+    big_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeServer()
+    with serve(server):
+        est = estimate_json(big_dataset, tmp_path, capsys, "--limit", "12", "--max-tokens", "5000")
+    assert server.completion_requests == 0 and server.tokenize_requests > 0
+    assert est["token_source"] == "server:/tokenize" and est["error_bound"] == 0
+    assert est["prompts"] == est["prompts_to_score"] == 12 * 24 and est["requests"] == 12
+    assert est["budget"]["fits"] is False and 0 < est["budget"]["items_covered"] < 12
+    with serve(server):
+        run(big_dataset, tmp_path, "r", "--limit", "12", "--max-tokens", "10000000")
+    assert est["tokens"] == server.tokens_billed - 1 - len(tokenize_probe(server))  # the probe is not estimated
+    with serve(server):
+        again = estimate_json(big_dataset, tmp_path, capsys, "--limit", "12")
+    assert again["prompts_cached"] == 12 * 24 and again["tokens"] == 0 and again["requests"] == 0
+
+
+def tokenize_probe(server: FakeServer) -> list[str]:
+    """The probe's one scoring request: its prompt tokens (it also generates 1)."""
+    return tokenize(PROBE_PROMPT)
+
+
+def test_estimate_without_tokenize_is_approximate_with_a_bound_and_prices_known_models(
+    big_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = FakeServer(tokenize=False)
+    with serve(server):
+        est = estimate_json(big_dataset, tmp_path, capsys, "--limit", "5", "--price-per-mtok", "2")
+    assert est["token_source"] == "approx" and est["error_bound"] > 0 and est["warning"]
+    assert est["cost"] == pytest.approx(est["tokens"] * 2 / 1e6)
+    lo, hi = est["tokens_range"]  # (the fake's word-level tokenizer is not what the bound was measured on)
+    assert lo < est["tokens"] < hi and hi - lo > 0.25 * est["tokens"]
+    assert server.completion_requests == 0
+    with serve(server):
+        assert main(["estimate", "--base-url", BASE, "--dataset", str(big_dataset), "--cache",
+                     str(tmp_path / "c2.sqlite"), "--limit", "5", "--skip-invalid"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    assert "counted by" in text and "approx" in text and "cost" in text
