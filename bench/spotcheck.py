@@ -36,8 +36,12 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def spot_check(name: str, model_dir: Path, dataset: Path, budget: int) -> dict[str, Any]:
-    work = RUNS / "spotcheck" / name
+def spot_check(
+    name: str, model_dir: Path, dataset: Path, budget: int, work: Path | None = None, *extra: str
+) -> dict[str, Any]:
+    """Serve `model_dir`; estimate the full audit of `dataset`, then run `--sequential` under `budget`
+    tokens on a fresh cache (`extra`: more `run` flags). Reports and caches go to `work`."""
+    work = work or RUNS / "spotcheck" / name
     for stale in ("full-estimate.sqlite", "seq.sqlite"):
         for path in work.glob(stale + "*"):
             path.unlink()
@@ -55,7 +59,7 @@ def spot_check(name: str, model_dir: Path, dataset: Path, budget: int) -> dict[s
         before = served_tokens(server)
         t2 = time.monotonic()
         run = cli("run", *common, "--dataset", str(dataset), "--cache", seq_cache, "--out", str(work / "seq"),
-                  "--sequential", "--max-tokens", str(budget))  # fmt: skip
+                  "--sequential", "--max-tokens", str(budget), *extra)  # fmt: skip
         seconds = time.monotonic() - t2
         spent = served_tokens(server) - before
     report = json.loads((work / "seq" / "report.json").read_text())

@@ -109,3 +109,34 @@ def test_reports_are_readable(audits: dict[str, Any]) -> None:
     assert "published order scored highest" in md
     data = json.loads((audits["work"] / "canary" / "report.json").read_text())
     assert data["provenance"]["endpoint"]["server_version"] == "0.32.0"
+
+
+@pytest.fixture(scope="module")
+def spot(canary: Path, audits: dict[str, Any]) -> dict[str, Any]:
+    """`--sequential` on the same 105 items, fresh caches, each under a 2M-token budget: the canary at the
+    defaults with 2 items in flight (few scored past the decision), the base model with --tolerance 0.2
+    (fewer items to rule a 20% leak out; this subset leaves ~80 items after setting some aside)."""
+    from bench.spotcheck import spot_check
+
+    dataset = audits["work"] / "canary_items.jsonl"
+    work = audits["work"] / "spot"
+    leaked = spot_check("canary", canary / f"epoch-{EPOCH}", dataset, 2_000_000, work / "canary", "--concurrency", "2")
+    base = spot_check("base", base_model_dir(canary), dataset, 2_000_000, work / "base", "--tolerance", "0.2")
+    for row in (leaked, base):
+        print(f"{row['model']}: {row['stdout']}{json.dumps(row['sequential'], indent=1)}")
+    return {"canary": leaked, "base": base}
+
+
+def test_sequential_spot_check_reaches_the_full_verdict_cheaply(spot: dict[str, Any], audits: dict[str, Any]) -> None:
+    s, full = spot["canary"]["sequential"], spot["canary"]["full_audit"]
+    assert s["decision"] == "leakage" == audits["canary"]["summary"]["verdict"]
+    assert s["tokens_spent_server"] == s["tokens_spent_ledger"] <= s["budget"]
+    assert full["token_source"] == "server:/tokenize"
+    assert s["share_of_full"] <= 0.10  # tokens the server counted, items in flight included
+
+
+def test_sequential_spot_check_does_not_flag_the_clean_base_model(spot: dict[str, Any]) -> None:
+    s = spot["base"]["sequential"]
+    assert s["decision"] != "leakage"
+    assert s["tokens_spent_server"] <= s["budget"]
+    assert s["interval"]["low"] == 0.0
