@@ -136,7 +136,7 @@ def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
     return {
         "verdict": "leakage" if decision == "leakage" else "no_evidence",
         "verdict_text": text,
-        "leaked_fraction": {"estimate": seq["items_top1"] / n if n else 0.0, "low": lo, "high": hi},
+        "leaked_fraction": {"estimate": seq["leaked_fraction_estimate"], "low": lo, "high": hi},
         "sequential_decision": decision,
         "p_values_descriptive_only": True,
     }

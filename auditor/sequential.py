@@ -98,6 +98,10 @@ class SequentialTest:
         high = min(1.0, float(self.grid[inside[-1]]) + step)
         return low, high
 
+    def estimate(self) -> float:
+        """The maximum-likelihood leaked fraction on the grid (chance-corrected, unlike the raw top-1 rate)."""
+        return float(self.grid[int(np.argmax(self.log_lik))]) if self.n else 0.0
+
     def e_value_null(self) -> float:
         """M_n(0): evidence against "no leakage beyond chance"; 1/alpha or more decides leakage."""
         return float(np.exp(min(700.0, self.log_e_values()[0])))
@@ -120,6 +124,7 @@ class SequentialTest:
             "items_top1": self.top1,
             "decision": self.decision or "undecided",
             "decided_at_item": self.decided_at,
+            "leaked_fraction_estimate": self.estimate(),
             "leaked_fraction_interval": {"low": low, "high": high},
             "e_value_no_leakage": self.e_value_null(),
         }

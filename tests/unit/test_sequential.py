@@ -78,3 +78,12 @@ def test_mixed_k_and_bad_arguments() -> None:
         SequentialTest(alpha=0)
     with pytest.raises(ValueError):
         SequentialTest(tolerance=1.5)
+
+
+def test_estimate_is_chance_corrected() -> None:
+    t = SequentialTest(tolerance=0.5)
+    for i in range(240):
+        t.update(4, i % 2 == 0)  # top-1 half the time with K = 4: f + (1 - f) / 4 = 0.5 -> f = 1/3
+    assert t.estimate() == pytest.approx(1 / 3, abs=0.01)
+    lo, hi = t.interval()
+    assert lo < 1 / 3 < hi
