@@ -21,7 +21,7 @@ def test_estimate_matches_the_tokens_the_server_counts(server_log_on_failure: VL
     s = server_log_on_failure
     common = ["--base-url", s.base_url, "--model", "smollm2", "--cache", str(tmp_path / "c.sqlite")]
     assert run_cli("probe", *common).returncode == 0  # cached: the run below sends no probe
-    audit = ["--dataset", MMLU, "--items", "6", "--seed", "3"]
+    audit = ["--dataset", MMLU, "--items", "6", "--seed", "3", "--skip-invalid"]
     est_proc = run_cli("estimate", *common, *audit, "--json")
     assert est_proc.returncode == 0, est_proc.stderr
     est = json.loads(est_proc.stdout)
@@ -38,7 +38,7 @@ def test_token_budget_holds_on_a_real_server(server_log_on_failure: VLLMServer, 
     s = server_log_on_failure
     common = ["--base-url", s.base_url, "--model", "smollm2", "--cache", str(tmp_path / "c.sqlite")]
     assert run_cli("probe", *common).returncode == 0
-    audit = ["--dataset", MMLU, "--items", "10", "--seed", "4"]
+    audit = ["--dataset", MMLU, "--items", "10", "--seed", "4", "--skip-invalid"]
     est = json.loads(run_cli("estimate", *common, *audit, "--json").stdout)
     budget = est["tokens"] // 2
     before = served_tokens(s)
