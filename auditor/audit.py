@@ -515,12 +515,24 @@ def _extra_sections(
         remaining = [rows for rows, res in zip(plan.rendered[: len(results)], results, strict=True)
                      if any(r.record is None for r in res)]  # fmt: skip
         remaining += plan.rendered[len(results) :] if seq is None else []
+        cap, _ = budget.limits.token_cap()
+        spent = budget.spent_tokens + budget.charged_tokens
+        scored_items = sum(all(r.record is not None for r in res) for res in results)
+        per_item = tokens / scored_items if scored_items else None
+        left = None if cap is None else max(0, cap - spent)
         extra["budget"] = {
             **budget.to_json(),
             "to_finish": {
                 "items": len(remaining),
                 "prompts": sum(len(rows) for rows in remaining),
                 "tokens_upper_bound": sum(byte_upper_bound(r.text) for rows in remaining for r in rows),
+                "tokens_estimate": None if per_item is None else round(per_item * len(remaining)),
+            },
+            "left": {
+                "tokens": left,
+                "requests": None if budget.limits.requests is None else budget.limits.requests - budget.spent_requests,
+                # what the unspent tokens would have bought, at the tokens per item measured in this run
+                "items_it_would_buy": None if left is None or not per_item else int(left // per_item),
             },
         }
     return extra

@@ -167,10 +167,14 @@ EXPLANATION = [
 def _partial_note(data: dict[str, Any]) -> list[str]:
     budget = data.get("budget") or {}
     if budget.get("stopped_by"):
-        fin = budget["to_finish"]
+        fin, left = budget["to_finish"], budget.get("left") or {}
+        about = f"~{fin['tokens_estimate']}" if fin.get("tokens_estimate") is not None else "at most"
+        bound = f"{about} tokens, at most {fin['tokens_upper_bound']}"
+        unspent = (f" The {left['tokens']} tokens left unspent would have bought ~{left['items_it_would_buy']} more"
+                   " item(s)." if left.get("items_it_would_buy") is not None else "")  # fmt: skip
         return [f"> **Partial report**: the {budget['stopped_by']} budget ended the run; {fin['items']} item(s),"
-                f" {fin['prompts']} prompt(s) (at most {fin['tokens_upper_bound']} tokens) were left. Scored prompts"
-                " are cached: re-run with a larger budget to finish for the rest only.", ""]  # fmt: skip
+                f" {fin['prompts']} prompt(s) ({bound}) were left.{unspent} Scored prompts are cached: re-run with"
+                " a larger budget to pay for the rest only.", ""]  # fmt: skip
     return ["> **Partial report**: the run was interrupted; re-run the same command to finish it.", ""]
 
 

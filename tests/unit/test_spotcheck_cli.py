@@ -90,6 +90,10 @@ def test_token_budget_is_never_exceeded_and_the_rest_is_resumable(big_dataset: P
     left = part["budget"]["to_finish"]["items"]
     assert 0 < left < 20 and part["summary"]["n_not_scored"] == left
     assert part["summary"]["n_items"] + left == 20
+    unspent = part["budget"]["left"]
+    assert unspent["tokens"] == 12000 - part["budget"]["tokens_total"] and unspent["items_it_would_buy"] == 0
+    assert 0 < part["budget"]["to_finish"]["tokens_estimate"] < part["budget"]["to_finish"]["tokens_upper_bound"]
+    assert "would have bought" in (tmp_path / "part" / "report.md").read_text()
     billed = server.tokens_billed
     with serve(server):
         whole = run(big_dataset, tmp_path, "whole", "--limit", "20", "--max-tokens", "10000000")
