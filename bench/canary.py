@@ -79,16 +79,23 @@ def audit_model(model_dir: Path, dataset: Path, out: Path, cache: Path, log: Pat
     t0 = time.monotonic()
     with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=log) as server:
         started = time.monotonic() - t0
-        t1 = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "auditor.cli", "run", "--base-url", server.base_url, "--model", model_dir.name,
-             "--dataset", str(dataset), "--out", str(out), "--cache", str(cache), *extra],
-            capture_output=True, text=True, timeout=7200,
-        )  # fmt: skip
-        seconds = time.monotonic() - t1
-        if proc.returncode != 0:
-            raise RuntimeError(f"audit failed ({proc.returncode}):\n{proc.stderr[-3000:]}\n{server.log_tail(60)}")
-    return AuditRun(json.loads((out / "report.json").read_text()), seconds, started, proc.stdout)
+        run = audit_on(server, dataset, out, cache, *extra)
+    run.server_start_s = started
+    return run
+
+
+def audit_on(server: VLLMServer, dataset: Path, out: Path, cache: Path, *extra: str) -> AuditRun:
+    """Run the CLI's audit of `dataset` against a running server."""
+    t1 = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditor.cli", "run", "--base-url", server.base_url, "--model",
+         server.served_model_name, "--dataset", str(dataset), "--out", str(out), "--cache", str(cache), *extra],
+        capture_output=True, text=True, timeout=7200,
+    )  # fmt: skip
+    seconds = time.monotonic() - t1
+    if proc.returncode != 0:
+        raise RuntimeError(f"audit failed ({proc.returncode}):\n{proc.stderr[-3000:]}\n{server.log_tail(60)}")
+    return AuditRun(json.loads((out / "report.json").read_text()), seconds, 0.0, proc.stdout)
 
 
 def rates(report: dict[str, Any], truth: dict[str, dict[str, Any]], key: str) -> dict[str, float]:

@@ -39,41 +39,50 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def spot_check(
     name: str, model_dir: Path, dataset: Path, budget: int, work: Path | None = None, *extra: str
 ) -> dict[str, Any]:
-    """Serve `model_dir`; estimate the full audit of `dataset`, then run `--sequential` under `budget`
-    tokens on a fresh cache (`extra`: more `run` flags). Reports and caches go to `work`."""
+    """Serve `model_dir` and run `spot_check_on` it (fresh caches under `work`)."""
     work = work or RUNS / "spotcheck" / name
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / "vllm.log") as server:
+        row = spot_check_on(server, name, dataset, budget, work, None, *extra)
+    row["server_start_s"] = time.monotonic() - t0 - row["estimate_s"] - row["sequential"]["seconds"]
+    return row
+
+
+def spot_check_on(
+    server: VLLMServer, name: str, dataset: Path, budget: int, work: Path, cache: Path | None, *extra: str
+) -> dict[str, Any]:
+    """On a running server: estimate the full audit of `dataset` (exact, /tokenize), then run `--sequential`
+    under `budget` tokens (`extra`: more `run` flags) on `cache`, or on a fresh one when None, and count
+    the tokens the server processed meanwhile."""
     for stale in ("full-estimate.sqlite", "seq.sqlite"):
         for path in work.glob(stale + "*"):
             path.unlink()
     work.mkdir(parents=True, exist_ok=True)
-    t0 = time.monotonic()
-    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / "vllm.log") as server:
-        start_s = time.monotonic() - t0
-        common = ["--base-url", server.base_url, "--model", model_dir.name]
-        t1 = time.monotonic()
-        full = json.loads(cli("estimate", *common, "--dataset", str(dataset), "--cache",
-                              str(work / "full-estimate.sqlite"), "--json").stdout)  # fmt: skip
-        estimate_s = time.monotonic() - t1
-        seq_cache = str(work / "seq.sqlite")
-        cli("probe", *common, "--cache", seq_cache)  # cached, so the run below sends scoring requests only
-        before = served_tokens(server)
-        t2 = time.monotonic()
-        run = cli("run", *common, "--dataset", str(dataset), "--cache", seq_cache, "--out", str(work / "seq"),
-                  "--sequential", "--max-tokens", str(budget), *extra)  # fmt: skip
-        seconds = time.monotonic() - t2
-        spent = served_tokens(server) - before
+    common = ["--base-url", server.base_url, "--model", server.served_model_name]
+    t1 = time.monotonic()
+    full = json.loads(cli("estimate", *common, "--dataset", str(dataset), "--cache",
+                          str(work / "full-estimate.sqlite"), "--json").stdout)  # fmt: skip
+    estimate_s = time.monotonic() - t1
+    seq_cache = str(cache or work / "seq.sqlite")
+    cli("probe", *common, "--cache", seq_cache)  # cached, so the run below sends scoring requests only
+    before = served_tokens(server)
+    t2 = time.monotonic()
+    run = cli("run", *common, "--dataset", str(dataset), "--cache", seq_cache, "--out", str(work / "seq"),
+              "--sequential", "--max-tokens", str(budget), *extra)  # fmt: skip
+    seconds = time.monotonic() - t2
+    spent = served_tokens(server) - before
     report = json.loads((work / "seq" / "report.json").read_text())
     full_report = RUNS / "full" / name / "report.json"
     full_verdict = json.loads(full_report.read_text())["summary"] if full_report.exists() else None
     seq = report["sequential"]
     return {
         "model": name,
-        "server_start_s": start_s,
+        "estimate_s": estimate_s,
         "full_audit": {
             "prompts": full["prompts"],
             "tokens": full["tokens"],
             "token_source": full["token_source"],
-            "estimate_s": estimate_s,
             "verdict": None if full_verdict is None else full_verdict["verdict"],
             "p_value": None if full_verdict is None else full_verdict["p_value"],
         },
@@ -91,6 +100,7 @@ def spot_check(
             "share_of_full": spent / full["tokens"],
             "budget": budget,
             "seconds": seconds,
+            "cache": "fresh" if cache is None else "shared with the full audit",
         },
         "stdout": run.stdout,
     }

@@ -9,22 +9,30 @@ reused from the model cache. To keep CI under an hour the audit covers a fixed s
 published-order leaks (base model 0.11), 0.07 on clean items (base 0.07); default flags: recall 0.47 on
 published-order leaks at 4.4% of clean items; best ordering = trained order for 6 of 15 shuffled leaks;
 dataset p = 9e-27. They fail if detection breaks (wrong span, reversed sign, misaligned tokens).
+
+Each served model also gets a sequential spot check (`--sequential`, 2M-token budget): the canary's must
+reach the full audit's verdict with at most 10% of its tokens (counted by the server), and the base
+model's must not claim leakage.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.canary import audit_model, base_model_dir, build_canary, ground_truth, rates, subset, write_dataset
+from bench.canary import audit_on, base_model_dir, build_canary, ground_truth, rates, subset, write_dataset
+from bench.spotcheck import spot_check_on
+from tests.servers import VLLMServer
 
 pytestmark = pytest.mark.canary
 
 PER_STATUS = {"leaked-published-order": 45, "leaked-shuffled": 15, "clean": 45}
 EPOCH = 3
+SPOT_BUDGET = 2_000_000
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +42,25 @@ def canary() -> Path:
 
 @pytest.fixture(scope="module")
 def audits(canary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Each model is served once: the full audit, then the sequential spot check on the same server (the
+    base model on the full audit's cache, so its check costs nothing; the canary on a fresh cache with 2
+    items in flight, so the tokens it spends are real and few are scored past the decision)."""
     work = tmp_path_factory.mktemp("canary")
     truth = ground_truth(canary)
     dataset = write_dataset(subset(truth, PER_STATUS), work / "canary_items.jsonl")
     cache = work / "cache.sqlite"
-    base = audit_model(base_model_dir(canary), dataset, work / "base", cache, work / "base.log")
-    leaked = audit_model(canary / f"epoch-{EPOCH}", dataset, work / "canary", cache, work / "canary.log")
-    for name, run in (("base", base), ("canary", leaked)):
-        print(f"{name}: server ready in {run.server_start_s:.0f} s, audit {run.seconds:.0f} s\n{run.stdout}")
-    return {"truth": truth, "base": base.report, "canary": leaked.report, "work": work}
+    out: dict[str, Any] = {"truth": truth, "work": work}
+    for name, model_dir in (("base", base_model_dir(canary)), ("canary", canary / f"epoch-{EPOCH}")):
+        t0 = time.monotonic()
+        with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / f"{name}.log") as server:
+            started = time.monotonic() - t0
+            run = audit_on(server, dataset, work / name, cache)
+            spot_cache, extra = (cache, ()) if name == "base" else (None, ("--concurrency", "2"))
+            spot = spot_check_on(server, name, dataset, SPOT_BUDGET, work / "spot" / name, spot_cache, *extra)
+        print(f"{name}: server ready in {started:.0f} s, audit {run.seconds:.0f} s\n{run.stdout}")
+        print(f"{name} spot check: {spot['stdout']}{json.dumps(spot['sequential'], indent=1)}")
+        out[name], out[f"spot-{name}"] = run.report, spot
+    return out
 
 
 def test_published_order_leaks_are_found(audits: dict[str, Any]) -> None:
@@ -111,32 +129,16 @@ def test_reports_are_readable(audits: dict[str, Any]) -> None:
     assert data["provenance"]["endpoint"]["server_version"] == "0.32.0"
 
 
-@pytest.fixture(scope="module")
-def spot(canary: Path, audits: dict[str, Any]) -> dict[str, Any]:
-    """`--sequential` on the same 105 items, fresh caches, each under a 2M-token budget: the canary at the
-    defaults with 2 items in flight (few scored past the decision), the base model with --tolerance 0.2
-    (fewer items to rule a 20% leak out; this subset leaves ~80 items after setting some aside)."""
-    from bench.spotcheck import spot_check
-
-    dataset = audits["work"] / "canary_items.jsonl"
-    work = audits["work"] / "spot"
-    leaked = spot_check("canary", canary / f"epoch-{EPOCH}", dataset, 2_000_000, work / "canary", "--concurrency", "2")
-    base = spot_check("base", base_model_dir(canary), dataset, 2_000_000, work / "base", "--tolerance", "0.2")
-    for row in (leaked, base):
-        print(f"{row['model']}: {row['stdout']}{json.dumps(row['sequential'], indent=1)}")
-    return {"canary": leaked, "base": base}
-
-
-def test_sequential_spot_check_reaches_the_full_verdict_cheaply(spot: dict[str, Any], audits: dict[str, Any]) -> None:
-    s, full = spot["canary"]["sequential"], spot["canary"]["full_audit"]
+def test_sequential_spot_check_reaches_the_full_verdict_cheaply(audits: dict[str, Any]) -> None:
+    s, full = audits["spot-canary"]["sequential"], audits["spot-canary"]["full_audit"]
     assert s["decision"] == "leakage" == audits["canary"]["summary"]["verdict"]
     assert s["tokens_spent_server"] == s["tokens_spent_ledger"] <= s["budget"]
     assert full["token_source"] == "server:/tokenize"
     assert s["share_of_full"] <= 0.10  # tokens the server counted, items in flight included
 
 
-def test_sequential_spot_check_does_not_flag_the_clean_base_model(spot: dict[str, Any]) -> None:
-    s = spot["base"]["sequential"]
+def test_sequential_spot_check_does_not_flag_the_clean_base_model(audits: dict[str, Any]) -> None:
+    s = audits["spot-base"]["sequential"]
     assert s["decision"] != "leakage"
-    assert s["tokens_spent_server"] <= s["budget"]
+    assert s["tokens_spent_server"] == 0  # every prompt it needed was in the full audit's cache: free
     assert s["interval"]["low"] == 0.0
