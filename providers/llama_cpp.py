@@ -57,6 +57,7 @@ def detect_llama_cpp_server(err: BaseException) -> CapabilityError | None:
 
 class LlamaCppPython(OpenAICompletions):
     honours_max_tokens_zero = False  # 0 means "until the context is full" there
+    refuses_llama_cpp_python = False
     name = "llama-cpp-python"
     tokenize_route = "/extras/tokenize"
 

@@ -13,13 +13,25 @@ from typing import Any
 import httpx
 
 from auditor.align import place_tokens
-from auditor.errors import AlignmentError, ResponseFormatError
+from auditor.errors import AlignmentError, CapabilityError, ResponseFormatError
 from providers._common import ordered_choices
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+
+LLAMA_CPP_PYTHON_HINT = (
+    "this is llama-cpp-python's server (GET /models: owned_by 'me'); use its dialect, --provider llama-cpp-python:"
+    " the generic one cannot see its one-token shift for GGUFs with add_bos_token=false, and max_tokens 0"
+    " generates until the context is full there"
+)
+
+
+def looks_like_llama_cpp_python(entry: dict[str, Any]) -> bool:
+    """llama-cpp-python 0.3's GET /models entry: `owned_by: "me"` and a `permissions` list."""
+    return entry.get("owned_by") == "me" and isinstance(entry.get("permissions"), list)
 
 
 class OpenAICompletions(Adapter):
     name = "openai-completions"
+    refuses_llama_cpp_python = True  # seen with a real llama-cpp-python 0.3.36: shifted logprobs accepted
 
     @property
     def max_prompts_per_request(self) -> int:
@@ -52,6 +64,8 @@ class OpenAICompletions(Adapter):
             raise ResponseFormatError(
                 f"model {self.model!r} is not served here (served: {names})", endpoint=self.base_url
             )
+        if self.refuses_llama_cpp_python and looks_like_llama_cpp_python(entry):
+            raise CapabilityError(LLAMA_CPP_PYTHON_HINT, endpoint=self.base_url)
         owned = entry.get("owned_by")
         version = await self._server_version()
         return EndpointInfo(

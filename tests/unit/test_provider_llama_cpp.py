@@ -12,6 +12,7 @@ import respx
 
 from auditor.errors import AlignmentError, CapabilityError, HTTPStatusError, ResponseFormatError, TransportError
 from providers.llama_cpp import LlamaCppPython, detect_llama_cpp_server, parse_llama_cpp
+from providers.openai_completions import OpenAICompletions, looks_like_llama_cpp_python
 from tests.conftest import load_fixture
 
 BASE = "http://llama.test/v1"
@@ -133,3 +134,19 @@ async def test_describe_names_the_server() -> None:
     async with httpx.AsyncClient() as client:
         info = await LlamaCppPython(client, base_url=BASE, model="smollm2-bos").describe()
     assert (info.model, info.server, info.server_version) == ("smollm2-bos", "llama-cpp-python", None)
+
+
+@respx.mock
+async def test_generic_dialect_refuses_a_llama_cpp_python_server() -> None:
+    """Seen on a real llama-cpp-python 0.3.36 serving SmolLM2 without the BOS override: openai-completions
+    (max_tokens 0) accepted the shifted echo. Its /models entry names the server: the generic dialect steps aside."""
+    models = {"object": "list", "data": [{"id": "smollm2", "object": "model", "owned_by": "me", "permissions": []}]}
+    respx.get(f"{BASE}/models").mock(return_value=httpx.Response(200, json=models))
+    respx.get("http://llama.test/version").mock(return_value=httpx.Response(404))
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(CapabilityError, match="--provider llama-cpp-python"):
+            await OpenAICompletions(client, base_url=BASE, model="smollm2").describe()
+        info = await LlamaCppPython(client, base_url=BASE, model="smollm2").describe()
+    assert info.server == "llama-cpp-python"
+    vllm_entry = {"id": "m", "object": "model", "owned_by": "vllm", "root": "/m", "max_model_len": 512}
+    assert not looks_like_llama_cpp_python(vllm_entry)
