@@ -19,6 +19,14 @@ with reverse=True gives). No logprob is computed differently: `token_logprobs` d
 this code at all. `tests/llama_tools.py check-patch GGUF` runs one echo completion with `logprobs=5`
 in-process with and without the patch and exits non-zero unless the two responses are equal (ids and
 timestamps aside); tests/integration/test_llamacpp.py runs that check for SmolLM2 and Gemma-3.
+
+OPTION `--fresh-kv` (ours, taken off the argument list before the server sees it; also test-side): every
+completion starts from an empty KV cache (`Llama.reset()` first), where the stock server reuses the
+prefix it shares with the previous prompt. With Gemma-3-270M that reuse changes the logprobs of the
+last prompt tokens by up to ~0.07 nats depending on which prompt came before (measured here against a
+fresh evaluation; SmolLM2 is unaffected, max 4e-7), i.e. inside the scored span of the paper template.
+With `--fresh-kv` the served logprobs equal a fresh in-process evaluation, at the cost of the reuse's
+speed-up.
 """
 
 from __future__ import annotations
@@ -150,8 +158,26 @@ def remove_speed_patch() -> None:
         module.__dict__.pop(name, None)
 
 
+def install_fresh_kv() -> None:
+    """Every `Llama.create_completion` starts from an empty KV cache (no prefix reuse). Idempotent."""
+    llama = importlib.import_module(PATCHED_MODULE).Llama
+    stock = llama.create_completion
+    if getattr(stock, "fresh_kv", False):
+        return
+
+    def create_completion(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self.reset()
+        return stock(self, *args, **kwargs)
+
+    create_completion.fresh_kv = True  # type: ignore[attr-defined]
+    llama.create_completion = create_completion
+
+
 def main(argv: list[str]) -> int:
     install_speed_patch()
+    if "--fresh-kv" in argv:
+        argv = [a for a in argv if a != "--fresh-kv"]
+        install_fresh_kv()
     from llama_cpp.server.__main__ import main as server_main
 
     sys.argv = ["llama_cpp.server", *argv]

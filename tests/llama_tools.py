@@ -101,7 +101,9 @@ def parse_overrides(specs: list[str]) -> Overrides:
 def load_llama(gguf: str, overrides: Overrides, n_ctx: int) -> Any:
     from llama_cpp import Llama
 
-    return Llama(model_path=gguf, logits_all=True, n_ctx=n_ctx, verbose=False, kv_overrides=overrides or None)
+    threads = min(2, os.cpu_count() or 1)  # as the test servers run
+    return Llama(model_path=gguf, logits_all=True, n_ctx=n_ctx, verbose=False, kv_overrides=overrides or None,
+                 n_threads=threads, n_threads_batch=threads)  # fmt: skip
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:

@@ -71,6 +71,7 @@ class ManagedServer:
 
     label = "server"
     venv_hint = ""
+    served_model_name: str
 
     def __init__(
         self,
@@ -275,8 +276,10 @@ class LlamaCppServer(ManagedServer):
     `--logits_all true` (echo logprobs need every position's logits), one request at a time (the server
     holds a lock). By default it starts through tests/llama_server_launch.py, which installs a test-side
     speed patch for the stock server's echo-logprobs path (identical output, see that module);
-    `patched=False` runs the stock `python -m llama_cpp.server`. `kv_overrides` are passed as
-    `--kv_overrides KEY=TYPE:VALUE` (SmolLM2 needs SMOLLM2_KV_OVERRIDES, see ENDPOINTS.md).
+    `patched=False` runs the stock `python -m llama_cpp.server`. `fresh_kv=True` evaluates every prompt
+    from an empty KV cache (no reuse of the previous prompt's prefix: Gemma-3's logprobs depend on it).
+    `kv_overrides` are passed as `--kv_overrides KEY=TYPE:VALUE` (SmolLM2 needs SMOLLM2_KV_OVERRIDES, see
+    ENDPOINTS.md).
     """
 
     label = "llama-cpp-python server"
@@ -292,6 +295,7 @@ class LlamaCppServer(ManagedServer):
         n_ctx: int = 512,
         n_threads: int = 2,
         patched: bool = True,
+        fresh_kv: bool = False,
         extra_args: Sequence[str] = (),
         startup_timeout_s: float = 120.0,
         stop_grace_s: float = 10.0,
@@ -305,6 +309,9 @@ class LlamaCppServer(ManagedServer):
         self.n_ctx = n_ctx
         self.n_threads = n_threads
         self.patched = patched
+        self.fresh_kv = fresh_kv
+        if fresh_kv and not patched:
+            raise ValueError("fresh_kv is an option of tests/llama_server_launch.py: it needs patched=True")
         self.extra_args = tuple(extra_args)
 
     def command(self) -> list[str]:
@@ -331,6 +338,7 @@ class LlamaCppServer(ManagedServer):
             "--port",
             str(self.port),
             *overrides,
+            *(["--fresh-kv"] if self.fresh_kv else []),
             *self.extra_args,
         ]
 
