@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.items import load_items
-from tests.servers import REPO_ROOT, VLLMServer, default_server_python
+from tests.servers import REPO_ROOT, ManagedServer, VLLMServer, default_server_python
 
 MMLU_TEST = REPO_ROOT.parent / "shared" / "data" / "mmlu" / "test"
 STATUSES = ("leaked-published-order", "leaked-shuffled", "clean")
@@ -84,7 +84,7 @@ def audit_model(model_dir: Path, dataset: Path, out: Path, cache: Path, log: Pat
     return run
 
 
-def audit_on(server: VLLMServer, dataset: Path, out: Path, cache: Path, *extra: str) -> AuditRun:
+def audit_on(server: ManagedServer, dataset: Path, out: Path, cache: Path, *extra: str) -> AuditRun:
     """Run the CLI's audit of `dataset` against a running server."""
     t1 = time.monotonic()
     proc = subprocess.run(
