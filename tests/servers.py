@@ -79,6 +79,7 @@ class ManagedServer:
         log_path: str | os.PathLike[str] | None,
         startup_timeout_s: float,
         stop_grace_s: float,
+        port: int = 0,
     ) -> None:
         self.python = python
         if log_path is None:
@@ -88,6 +89,7 @@ class ManagedServer:
         self.log_path = Path(log_path)
         self.startup_timeout_s = startup_timeout_s
         self.stop_grace_s = stop_grace_s
+        self.fixed_port = port  # 0: a free port at start
         self.port = 0
         self.ready_s: float | None = None  # seconds from spawn to the first 200 from /models
         self._proc: subprocess.Popen[bytes] | None = None
@@ -120,7 +122,7 @@ class ManagedServer:
         if not self.python.exists():
             raise ServerStartError(f"server python {self.python} not found: {self.venv_hint}")
         self.check_inputs()
-        self.port = find_free_port()
+        self.port = self.fixed_port or find_free_port()
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
         with self.log_path.open("wb") as log:
@@ -218,9 +220,14 @@ class VLLMServer(ManagedServer):
         startup_timeout_s: float = 240.0,
         stop_grace_s: float = 20.0,
         omp_threads_bind: str = "0-1",
+        port: int = 0,
     ) -> None:
         super().__init__(
-            Path(python) if python is not None else default_server_python(), log_path, startup_timeout_s, stop_grace_s
+            Path(python) if python is not None else default_server_python(),
+            log_path,
+            startup_timeout_s,
+            stop_grace_s,
+            port,
         )
         self.model_dir = Path(model_dir)
         self.served_model_name = served_model_name
