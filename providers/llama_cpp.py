@@ -35,9 +35,10 @@ from providers.base import EndpointInfo, LogprobRecord, request_json
 from providers.openai_completions import OpenAICompletions
 
 LLAMA_SERVER_ECHO_REFUSAL = "Only no echo is supported"
+# Short enough that the probe's one-line table (160 characters) keeps the fix.
 SHIFT_FIX = (
-    "llama-cpp-python echoed no generated token: its prompt logprobs are shifted by one token for this model"
-    " (GGUF add_bos_token=false); restart the server with --kv_overrides tokenizer.ggml.add_bos_token=bool:true"
+    "shifted by one token (add_bos_token=false): restart llama-cpp-python with"
+    " --kv_overrides tokenizer.ggml.add_bos_token=bool:true"
 )
 
 

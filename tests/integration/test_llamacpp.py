@@ -237,7 +237,7 @@ async def test_without_bos_override_the_shift_is_refused(smollm2_gguf: Path, tmp
         proc = run_cli("probe", "--base-url", server.base_url, "--model", "smollm2", "--cache", str(tmp_path / "c.db"))
         assert proc.returncode == 4  # EndpointError: cannot be audited
         assert "llama-cpp-python     no      prompt logprobs unusable" in proc.stdout
-        assert "shifted by one token" in proc.stdout and "add_bos_token=false" in proc.stdout
+        assert f"llama-cpp-python     no      prompt logprobs unusable: {SHIFT_FIX}" in proc.stdout
     except BaseException:
         print(server.log_tail(120))
         raise
