@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from auditor.estimate import render
 from bench.canary import base_model_dir, build_canary, ground_truth, subset, write_dataset
 from tests.servers import VLLMServer, served_tokens
 
@@ -102,6 +103,7 @@ def spot_check_on(
             "seconds": seconds,
             "cache": "fresh" if cache is None else "shared with the full audit",
         },
+        "estimate": full,
         "stdout": run.stdout,
     }
 
@@ -128,6 +130,8 @@ def main() -> None:
         print(f"{r['model']:<9} {full:<28} {s['decision']:<13} {s['items_used']:>4}/{s['items_available']:<4}"
               f" {interval:>11} {s['tokens_spent_server']:>16,} {s['share_of_full']:>8.1%}")  # fmt: skip
         print(f"{'':<9} {s['text']}")
+    print("\n$ auditor estimate (the full audit of the canary's items on the base model's server):")
+    print(render(rows[-1]["estimate"]))
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "spotcheck.json"
     out.write_text(json.dumps({"canary": str(canary), "rows": rows}, indent=1) + "\n")
