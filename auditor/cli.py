@@ -19,20 +19,13 @@ from typing import Any, NoReturn
 import httpx
 
 from auditor import __version__
-from auditor.audit import (
-    AuditConfig,
-    AuditInterrupted,
-    AuditOutcome,
-    EndpointConfig,
-    endpoint_secrets,
-    http_client,
-    run_audit,
-    summary_line,
-)
+from auditor.audit import AuditInterrupted, AuditOutcome, run_audit, summary_line
 from auditor.budget import Limits
 from auditor.cache import DEFAULT_PATH, ScoreCache, put_probe
+from auditor.endpoint import EndpointConfig, endpoint_secrets, http_client
 from auditor.errors import AuditorError, CapabilityError, EndpointError, UsageError
 from auditor.estimate import estimate, render
+from auditor.plan import AuditConfig
 from auditor.prices import price_for
 from auditor.probe import AUTO, HOSTED, DialectRow, ProbeResult, detect, probe, refusal
 from auditor.secrets import redact

@@ -18,16 +18,10 @@ from typing import Any
 
 import httpx
 
-from auditor.audit import (
-    AuditConfig,
-    Plan,
-    _cached_probe,
-    generated_per_prompt,
-    http_client,
-    plan_audit,
-)
 from auditor.cache import ScoreCache, cache_key
+from auditor.endpoint import cached_probe, generated_per_prompt, http_client
 from auditor.errors import EndpointError
+from auditor.plan import AuditConfig, Plan, plan_audit
 from auditor.prices import price_for
 from auditor.probe import AUTO, candidates
 from auditor.retry import RetryPolicy
@@ -99,7 +93,7 @@ async def estimate(cfg: AuditConfig) -> Estimate:
 async def _adapter(client: httpx.AsyncClient, cache: ScoreCache, cfg: AuditConfig) -> tuple[Any, EndpointInfo, str]:
     """The adapter `run` would use, without a scoring request; and its dialect name."""
     ep = cfg.endpoint
-    known = _cached_probe(cache, {"endpoint": ep.base_url.rstrip("/"), "model": ep.model, "provider": ep.provider})
+    known = cached_probe(cache, {"endpoint": ep.base_url.rstrip("/"), "model": ep.model, "provider": ep.provider})
     if known is not None:
         names, max_tokens = [known.provider], known.max_tokens
     elif ep.provider != AUTO:

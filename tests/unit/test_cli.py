@@ -294,7 +294,7 @@ def test_insecure_tls_is_explicit_and_recorded(dataset: Path, tmp_path: Path) ->
 def test_hosted_key_variables_are_read_only_for_their_own_host(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from auditor.audit import EndpointConfig, http_client
+    from auditor.endpoint import EndpointConfig, http_client
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
     monkeypatch.setenv("TOGETHER_API_KEY", "tg-secret")

@@ -151,14 +151,14 @@ def test_time_budget_cancels_in_flight_work_and_writes_a_partial_report(big_data
 
     async def slow(request: httpx.Request) -> httpx.Response:
         if request.url.path.endswith("/completions") and isinstance(json.loads(request.content)["prompt"], list):
-            await asyncio.sleep(0.4)  # scoring requests (prompt lists) are slow; the probe's single prompt is not
+            await asyncio.sleep(1.0)  # scoring requests (prompt lists) are slow; the probe's single prompt is not
         return server.handler(request)
 
     t0 = time.monotonic()
     with respx.mock(assert_all_called=False) as router:
         router.route(host="fake.test").mock(side_effect=slow)
-        rep = run(big_dataset, tmp_path, "t", "--limit", "40", "--max-time", "1.0", "--concurrency", "2")
-    assert time.monotonic() - t0 < 3.0
+        rep = run(big_dataset, tmp_path, "t", "--limit", "40", "--max-time", "3.0", "--concurrency", "2")
+    assert time.monotonic() - t0 < 12.0  # without the limit: 40 items / 2 in flight x 1 s = 20 s
     assert rep["summary"]["partial"] and rep["budget"]["stopped_by"] == "time"
     assert 0 < rep["summary"]["n_items"] < 40 and rep["summary"]["n_not_scored"] == 40 - rep["summary"]["n_items"]
     assert "--max-time" in rep["not_scored"]["items"][0]["reason"]

@@ -1,0 +1,114 @@
+"""The endpoint: its configuration, the HTTP client that carries the key, the cached capability probe,
+and what a scoring request costs in tokens (for budgets).
+
+Nothing here scores anything except the probe's one known prompt, and that only when no cached
+probe of this endpoint still matches what the server says it is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from auditor.budget import byte_upper_bound
+from auditor.cache import ScoreCache, get_probe, put_probe
+from auditor.errors import AuditorError
+from auditor.probe import AUTO, ProbeResult, detect, probe, refusal
+from auditor.retry import RetryPolicy
+from auditor.secrets import default_key_env, resolve_api_key
+from providers.base import provider_class
+
+
+@dataclass(frozen=True)
+class EndpointConfig:
+    base_url: str
+    model: str = ""
+    provider: str = "auto"
+    api_key_env: str | None = None
+    api_key_file: Path | None = None
+    timeout: float = 120.0
+    insecure: bool = False
+
+
+def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:
+    key = resolve_api_key(
+        ep.api_key_env, ep.api_key_file, dict(os.environ), default_env=default_key_env(ep.provider, ep.base_url)
+    )
+    return (key,) if key else ()
+
+
+def http_client(ep: EndpointConfig) -> httpx.AsyncClient:
+    headers = {}
+    for key in endpoint_secrets(ep):
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=httpx.Timeout(ep.timeout, connect=min(10.0, ep.timeout)),
+        verify=not ep.insecure,
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        follow_redirects=False,
+    )
+
+
+async def probe_endpoint(
+    client: httpx.AsyncClient, cache: ScoreCache, ep: EndpointConfig, *, refresh: bool
+) -> tuple[ProbeResult, bool]:
+    """The endpoint's capabilities, from the cache unless `refresh` (returns (result, cached)).
+
+    With `--provider auto` the dialects are tried in turn and the first usable one is kept. The cached
+    answer is used only while the server still describes itself the same way (model id, loaded
+    weights, version: one GET, no scoring); a restart with other weights is probed anew.
+    """
+    key = {"endpoint": ep.base_url.rstrip("/"), "model": ep.model, "provider": ep.provider}
+    if not refresh:
+        known = cached_probe(cache, key)
+        if known is not None:
+            adapter = provider_class(known.provider)(client, base_url=ep.base_url, model=ep.model)
+            if await RetryPolicy().call(adapter.describe) == known.info:
+                return known, True
+    if ep.provider == AUTO:
+        result, rows = await detect(client, base_url=ep.base_url, model=ep.model, exhaustive=False)
+        if result is None:
+            raise refusal(ep.base_url, rows)
+    else:
+        result = await probe(client, provider=ep.provider, base_url=ep.base_url, model=ep.model)
+    put_probe(cache, **key, result=result.to_json())
+    return result, False
+
+
+def cached_probe(cache: ScoreCache, key: dict[str, str]) -> ProbeResult | None:
+    cached = get_probe(cache, **key)
+    if cached is None:
+        return None
+    try:
+        return ProbeResult.from_json(cached)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def generated_per_prompt(adapter: Any) -> int:
+    """Tokens the dialect generates per prompt besides the echo (billed like prompt tokens)."""
+    return 1 if adapter.max_tokens == 1 or not adapter.honours_max_tokens_zero else 0
+
+
+def server_bounds(adapter: Any) -> Callable[[Sequence[str]], Any]:
+    """Reservations from the server's own token counts where it can tokenize, else UTF-8 bytes (also
+    from then on, if its tokenize endpoint fails once)."""
+    broken: list[bool] = []
+
+    async def bounds(prompts: Sequence[str]) -> list[int]:
+        count = getattr(adapter, "count_tokens", None)
+        counted = None
+        if count is not None and not broken:
+            try:
+                counted = await count(prompts)
+            except AuditorError:
+                broken.append(True)
+        return list(counted) if counted is not None else [byte_upper_bound(p) for p in prompts]
+
+    return bounds
