@@ -83,7 +83,8 @@ def spot_check_on(
     report = json.loads((work / "seq" / "report.json").read_text())
     # the full audit's verdict, from bench.detection's largest run of this model (full, half or e2e subset)
     reports = [RUNS / sub / name / "report.json" for sub in ("full", "half", "e2e")]
-    full_report = next((r for r in reports if r.exists()), None)
+    complete = [r for r in reports if r.exists() and not json.loads(r.read_text())["summary"].get("partial")]
+    full_report = complete[0] if complete else None
     full_verdict = json.loads(full_report.read_text())["summary"] if full_report is not None else None
     seq = report["sequential"]
     return {
