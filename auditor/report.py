@@ -124,8 +124,9 @@ def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
     decision = seq["decision"]
     n, tol, alpha = seq["items_used"], seq["tolerance"], seq["alpha"]
     if decision == "leakage":
+        low = f"{lo:.0%} to {hi:.0%}" if lo > 0 else f"above 0, at most {hi:.0%}"
         text = (f"sequential test: leakage, decided after {n} items (e-value {seq['e_value_no_leakage']:.3g} >="
-                f" 1/alpha = {1 / alpha:g}); leaked fraction {lo:.0%} to {hi:.0%} (always-valid {1 - alpha:.0%}"
+                f" 1/alpha = {1 / alpha:g}); leaked fraction {low} (always-valid {1 - alpha:.0%}"
                 " confidence sequence)")  # fmt: skip
     elif decision == "no_evidence":
         text = (f"sequential test: no evidence of leakage above the tolerance: after {n} items the leaked"
