@@ -130,7 +130,7 @@ def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
                 " confidence sequence)")  # fmt: skip
     elif decision == "no_evidence":
         text = (f"sequential test: no evidence of leakage above the tolerance: after {n} items the leaked"
-                f" fraction is at most {hi:.0%} (< {tol:.0%}) with {1 - alpha:.0%} confidence")  # fmt: skip
+                f" fraction is at most {hi:.0%} (tolerance {tol:.0%}) with {1 - alpha:.0%} confidence")  # fmt: skip
     else:
         text = (f"sequential test undecided after {n} items: leaked fraction {lo:.0%} to {hi:.0%}"
                 f" ({1 - alpha:.0%} confidence sequence); add items or raise the budget")  # fmt: skip
