@@ -16,14 +16,14 @@ from typing import Any
 from auditor import __version__
 from auditor.assess import assess
 from auditor.budget import Budget
-from auditor.cache import ScoreCache, cache_key
+from auditor.cache import ScoreCache
 from auditor.detector import ItemFailure, ItemVerdict, min_k_prob, span_score
 from auditor.endpoint import (
-    EndpointConfig,
     endpoint_secrets,
     generated_per_prompt,
     http_client,
     probe_endpoint,
+    prompt_keys,
     server_bounds,
 )
 from auditor.errors import AuditorError
@@ -34,8 +34,6 @@ from auditor.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Sc
 from auditor.sequential import SequentialTest
 from auditor.spend import extra_sections
 from providers.base import EndpointInfo, provider_class
-
-__all__ = ["AuditConfig", "AuditInterrupted", "AuditOutcome", "EndpointConfig", "Plan", "plan_audit", "run_audit"]
 
 
 @dataclass
@@ -68,23 +66,15 @@ async def run_audit(
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
-            # what the server says it loaded (vLLM: the weights' path) joins the cache key, so a different
-            # checkpoint served under the same name and port never reuses another's scores
-            params = {
-                **adapter.scoring_params(),
-                **({"model_root": info.extra["root"]} if info.extra.get("root") else {}),
-            }
+            params, keys = prompt_keys(adapter, info, plan.rendered)
             tasks = [
-                [
-                    PromptTask(
-                        cache_key(endpoint=adapter.base_url, model=info.model, prompt=r.text, params=params), r.text
-                    )
-                    for r in rows
-                ]
-                for rows in plan.rendered
+                [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
+                for ks, rows in zip(keys, plan.rendered, strict=True)
             ]
-            seq = SequentialTest(cfg.alpha, cfg.tolerance) if cfg.sequential else None
-            watcher = _SequentialWatcher(plan, seq, cfg) if seq is not None else None
+            watcher = (
+                _SequentialWatcher(plan, SequentialTest(cfg.alpha, cfg.tolerance), cfg) if cfg.sequential else None
+            )
+            seq = watcher.seq if watcher is not None else None
             scheduler = Scheduler(
                 adapter,
                 cache,
@@ -117,10 +107,10 @@ async def run_audit(
                 results = _from_cache(cache, tasks, f"{NOT_SCORED} (run interrupted)")
         if budget is not None:
             budget.close_all_reserved()
-        used = watcher.used if watcher is not None and seq is not None and seq.decision else len(plan.items)
+        used = watcher.used if watcher is not None and watcher.seq.decision else len(plan.items)
         paper = cfg.method.startswith("paper")
         verdicts, failures, not_scored = _judge(plan, results[:used], cfg.seed, cfg.max_orderings, paper=paper)
-        outcome_extra = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
+        scored_not_used = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = _provenance(cfg, plan, info, params, (first, last))
         assessment = assess(
@@ -145,7 +135,7 @@ async def run_audit(
         paths = report.write(cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
         outcome = AuditOutcome(
-            report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths, budget, outcome_extra
+            report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths, budget, scored_not_used
         )
     if interrupted:
         raise AuditInterrupted(outcome)

@@ -273,9 +273,9 @@ async def _run(args: argparse.Namespace) -> int:
 async def _estimate(args: argparse.Namespace) -> int:
     result = await estimate(_config(args))
     if args.json:
-        print(json.dumps(result.data, indent=1))
+        print(json.dumps(result, indent=1))
     else:
-        print(render(result.data))
+        print(render(result))
     return 0
 
 

@@ -16,12 +16,13 @@ from typing import Any
 import httpx
 
 from auditor.budget import byte_upper_bound
-from auditor.cache import ScoreCache, get_probe, put_probe
+from auditor.cache import ScoreCache, cache_key, get_probe, put_probe
 from auditor.errors import AuditorError
+from auditor.orderings import Rendered
 from auditor.probe import AUTO, ProbeResult, detect, probe, refusal
 from auditor.retry import RetryPolicy
 from auditor.secrets import default_key_env, resolve_api_key
-from providers.base import provider_class
+from providers.base import EndpointInfo, provider_class
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,18 @@ def server_bounds(adapter: Any) -> Callable[[Sequence[str]], Any]:
         return list(counted) if counted is not None else [byte_upper_bound(p) for p in prompts]
 
     return bounds
+
+
+def prompt_keys(
+    adapter: Any, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]]
+) -> tuple[dict[str, Any], list[list[str]]]:
+    """The scoring parameters that identify an answer, and every rendered prompt's cache key.
+
+    What the server says it loaded (vLLM: the weights' path) joins the parameters, so a different
+    checkpoint served under the same name and port never reuses another's scores."""
+    params = {**adapter.scoring_params(), **({"model_root": info.extra["root"]} if info.extra.get("root") else {})}
+    keys = [
+        [cache_key(endpoint=adapter.base_url, model=info.model, prompt=r.text, params=params) for r in rows]
+        for rows in rendered
+    ]
+    return params, keys

@@ -13,15 +13,15 @@ route answers; model id and version come from the server's description (one GET)
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from auditor.cache import ScoreCache, cache_key
-from auditor.endpoint import cached_probe, generated_per_prompt, http_client
+from auditor.cache import ScoreCache
+from auditor.endpoint import cached_probe, generated_per_prompt, http_client, prompt_keys
 from auditor.errors import EndpointError
-from auditor.plan import AuditConfig, Plan, plan_audit
+from auditor.plan import AuditConfig, plan_audit
 from auditor.prices import price_for
 from auditor.probe import AUTO, candidates
 from auditor.retry import RetryPolicy
@@ -29,25 +29,13 @@ from auditor.tokens import TokenCount, approximate, count_prompt_tokens
 from providers.base import EndpointInfo, provider_class
 
 
-@dataclass
-class Estimate:
-    data: dict[str, Any]
-
-
-async def estimate(cfg: AuditConfig) -> Estimate:
+async def estimate(cfg: AuditConfig) -> dict[str, Any]:
     plan = plan_audit(cfg)
     ep = cfg.endpoint
     with ScoreCache(cfg.cache_path) as cache:
         async with http_client(ep) as client:
             adapter, info, how = await _adapter(client, cache, cfg)
-            params = {
-                **adapter.scoring_params(),
-                **({"model_root": info.extra["root"]} if info.extra.get("root") else {}),
-            }
-            keys = [
-                [cache_key(endpoint=adapter.base_url, model=info.model, prompt=r.text, params=params) for r in rows]
-                for rows in plan.rendered
-            ]
+            _, keys = prompt_keys(adapter, info, plan.rendered)
             uncached = [
                 [r.text for r, k in zip(rows, ks, strict=True) if cache.get(k) is None]
                 for rows, ks in zip(plan.rendered, keys, strict=True)
@@ -87,7 +75,7 @@ async def estimate(cfg: AuditConfig) -> Estimate:
         "set_aside": {k: len(v) for k, v in plan.set_aside.items()},
         "budget": _budget_fit(cfg, uncached, counted, gen, tokens, requests),
     }
-    return Estimate(data)
+    return data
 
 
 async def _adapter(client: httpx.AsyncClient, cache: ScoreCache, cfg: AuditConfig) -> tuple[Any, EndpointInfo, str]:
@@ -205,6 +193,3 @@ def render(data: dict[str, Any]) -> str:
     if data["warning"]:
         out.append(f"warning: {data['warning']}")
     return "\n".join(out)
-
-
-__all__ = ["Estimate", "Plan", "estimate", "render"]

@@ -119,9 +119,6 @@ class Scheduler:
         return [r if r is not None else [PromptResult(None, error=reason) for _ in items[i]]
                 for i, r in enumerate(results)]  # fmt: skip
 
-    async def _score_item(self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter) -> list[PromptResult]:
-        return await self._score_prepared(tasks, await self._prepare(tasks), limiter)
-
     async def _prepare(self, tasks: Sequence[PromptTask]) -> _Prepared:
         """Cache lookups, chunking, and (with a budget) the item's reservation."""
         out: list[PromptResult | None] = [None] * len(tasks)
