@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -80,6 +82,20 @@ def test_run_rerun_identical_from_cache(dataset: Path, tmp_path: Path, capsys: p
     assert server.completion_requests == requests_after_first  # nothing re-scored, probe cached too
     assert "0 scored" in second and "480 from cache" in second and "probe cached" in second
     assert (out / "report.json").read_bytes() == js1 and (out / "report.md").read_bytes() == md1
+
+
+@contextmanager
+def serve_noting_auth(server: FakeServer) -> Iterator[list[str]]:
+    """The fake server, noting every request's Authorization header ("" when absent)."""
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization", ""))
+        return server.handler(request)
+
+    with respx.mock(assert_all_called=False) as router:
+        router.route(host="fake.test").mock(side_effect=handler)
+        yield seen
 
 
 def run_main(dataset: Path, tmp_path: Path, *extra: str) -> int:
@@ -232,15 +248,7 @@ def test_api_key_sent_but_never_written(dataset: Path, tmp_path: Path, monkeypat
 def test_api_key_file(tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("sk-from-file\n")
-    seen: list[str] = []
-    server = FakeServer()
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("authorization", ""))
-        return server.handler(request)
-
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="fake.test").mock(side_effect=handler)
+    with serve_noting_auth(FakeServer()) as seen:
         assert main(["probe", "--base-url", BASE, "--api-key-file", str(key), "--cache", str(tmp_path / "c")]) == 0
     assert seen and set(seen) == {"Bearer sk-from-file"}
 
@@ -311,14 +319,6 @@ def test_hosted_key_variables_are_read_only_for_their_own_host(
     assert auth("https://my-proxy.example/v1", "openai") is None  # nor a proxy, unless named
     assert auth("https://api.openai.com/v1", "together") is None  # nor another provider's host
 
-    seen: list[str] = []
-    server = FakeServer()
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("authorization", ""))
-        return server.handler(request)
-
-    with respx.mock(assert_all_called=False) as router:
-        router.route(host="fake.test").mock(side_effect=handler)
+    with serve_noting_auth(FakeServer()) as seen:
         assert run_main(dataset, tmp_path, "--limit", "1") == 0
     assert seen and not any(seen)

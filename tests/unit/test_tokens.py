@@ -19,21 +19,11 @@ import respx
 from auditor import tokens
 from auditor.budget import byte_upper_bound
 from auditor.errors import HTTPStatusError, TransportError
-from auditor.items import load_items
-from auditor.orderings import PAPER
-from auditor.sampling import stratified_sample
+from bench.token_ratio import sample_prompts
 from providers.vllm import VLLM
-from tests.conftest import SHARED_DATA, load_fixture
+from tests.conftest import load_fixture
 
 MEASURED = load_fixture("token-counts/paper-500.json")["datasets"]
-FOLDERS = {
-    "mmlu": "mmlu/test",
-    "mmlu_pro": "mmlu_pro",
-    "arc": "arc",
-    "openbookqa": "openbookqa",
-    "cmmlu": "cmmlu/test",
-    "ceval": "ceval/test",
-}
 ENGLISH = "The function returns the sum of a and b.\nA:1\nB:2\n"
 CHINESE = "在农业生产中被当作极其重要的劳动对象发挥作用的是:\nA:农业生产工具\nB:土地\n"
 
@@ -42,10 +32,9 @@ CHINESE = "在农业生产中被当作极其重要的劳动对象发挥作用的
 def measured_prompts() -> dict[str, list[str]]:
     """The bench's prompts, rebuilt from the datasets; ids and byte lengths must match the recording."""
     out = {}
-    for name, folder in FOLDERS.items():
-        items = stratified_sample(load_items(SHARED_DATA / folder, skip_invalid=True).items, 500, 0)
-        assert [it.id for it in items] == MEASURED[name]["ids"], name
-        out[name] = [PAPER.render(it, tuple(range(len(it.options)))).text for it in items]
+    for name, rows in sample_prompts(500, 0).items():
+        assert [i for i, _ in rows] == MEASURED[name]["ids"], name
+        out[name] = [text for _, text in rows]
         assert [len(p.encode("utf-8")) for p in out[name]] == MEASURED[name]["bytes"], name
     return out
 
