@@ -19,16 +19,16 @@ from typing import Any, NoReturn
 import httpx
 
 from auditor import __version__
-from auditor.audit import AuditInterrupted, AuditOutcome, run_audit, summary_line
-from auditor.budget import Limits
-from auditor.cache import DEFAULT_PATH, ScoreCache, put_probe
-from auditor.endpoint import EndpointConfig, endpoint_secrets, http_client
+from auditor.endpoint.config import EndpointConfig, endpoint_secrets, http_client
+from auditor.endpoint.prices import price_for
+from auditor.endpoint.probe import AUTO, HOSTED, DialectRow, ProbeResult, detect, probe, refusal
+from auditor.endpoint.secrets import redact
 from auditor.errors import AuditorError, CapabilityError, EndpointError, UsageError
-from auditor.estimate import estimate, render
-from auditor.plan import AuditConfig
-from auditor.prices import price_for
-from auditor.probe import AUTO, HOSTED, DialectRow, ProbeResult, detect, probe, refusal
-from auditor.secrets import redact
+from auditor.run.audit import AuditInterrupted, AuditOutcome, run_audit, summary_line
+from auditor.run.estimate import estimate, render
+from auditor.run.plan import AuditConfig
+from auditor.scoring.budget import Limits
+from auditor.scoring.cache import DEFAULT_PATH, ScoreCache, put_probe
 from providers.base import provider_names
 
 

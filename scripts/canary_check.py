@@ -9,7 +9,7 @@ Takes a seeded subset of the ground truth (`--per-class` leaked-published and cl
 leaked-shuffled items), renders all 24 orderings of each with an auditor template (default `paper`),
 and scores each ordering as the auditor does: the sum of prompt-token log-probabilities (fp32 logits,
 sums in float64) of the tokens from the first option label to the end of the options block,
-chosen with auditor.align.span_token_range on the fast tokenizer's character offsets. The question
+chosen with auditor.prompts.align.span_token_range on the fast tokenizer's character offsets. The question
 prefix is run once per item and its KV cache is shared by the 24 orderings (checked against plain
 full-sequence scoring on the first item).
 
@@ -47,9 +47,9 @@ if str(SCRIPTS) not in sys.path:
 
 from build_canary import general_texts, render_doc  # noqa: E402
 
-from auditor.align import span_token_range  # noqa: E402
-from auditor.items import Item, load_items  # noqa: E402
-from auditor.orderings import BUILTIN, Ordering, Template, orderings_for  # noqa: E402
+from auditor.input.items import Item, load_items  # noqa: E402
+from auditor.prompts.align import span_token_range  # noqa: E402
+from auditor.prompts.orderings import BUILTIN, Ordering, Template, orderings_for  # noqa: E402
 
 GROUND_TRUTH = "ground_truth.json"
 

@@ -99,9 +99,9 @@ def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
 
 
 def test_control_run_against_the_base_model(audits: dict[str, Any]) -> None:
-    from auditor.assess import assess
-    from auditor.detector import rebuild_verdict
-    from auditor.items import load_items
+    from auditor.analysis.assess import assess
+    from auditor.analysis.detector import rebuild_verdict
+    from auditor.input.items import load_items
 
     items = load_items(audits["work"] / "canary_items.jsonl").items
     canary = [rebuild_verdict(d) for d in audits["canary"]["items"]]

@@ -25,10 +25,10 @@ from typing import Any
 import httpx
 import pytest
 
-from auditor.detector import span_score
+from auditor.analysis.detector import span_score
 from auditor.errors import ResponseFormatError
-from auditor.items import Item, load_items
-from auditor.orderings import PAPER, orderings_for
+from auditor.input.items import Item, load_items
+from auditor.prompts.orderings import PAPER, orderings_for
 from providers._common import build_record
 from providers.base import LogprobRecord
 from providers.llama_cpp import SHIFT_FIX, LlamaCppPython

@@ -12,9 +12,9 @@ import time
 import httpx
 import pytest
 
-from auditor.detector import span_score
-from auditor.items import load_items
-from auditor.orderings import PAPER, orderings_for
+from auditor.analysis.detector import span_score
+from auditor.input.items import load_items
+from auditor.prompts.orderings import PAPER, orderings_for
 from providers.base import LogprobRecord
 from providers.openai_completions import OpenAICompletions
 from providers.vllm import VLLM

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from auditor.items import load_items
-from auditor.orderings import PAPER
+from auditor.input.items import load_items
+from auditor.prompts.orderings import PAPER
 from providers.vllm import VLLM
 from tests.conftest import SHARED_DATA
 from tests.servers import VLLMServer

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.align import place_tokens, span_token_range
 from auditor.errors import AlignmentError
+from auditor.prompts.align import place_tokens, span_token_range
 
 
 def test_bos_is_zero_width_and_offsets_follow_text() -> None:

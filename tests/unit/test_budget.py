@@ -13,11 +13,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from auditor.budget import Budget, Limits, byte_upper_bound
-from auditor.cache import ScoreCache
 from auditor.errors import BudgetExceeded, HTTPStatusError, TransportError, UsageError
-from auditor.retry import RetryPolicy
-from auditor.scheduler import PromptTask, Scheduler
+from auditor.scoring.budget import Budget, Limits, byte_upper_bound
+from auditor.scoring.cache import ScoreCache
+from auditor.scoring.retry import RetryPolicy
+from auditor.scoring.scheduler import PromptTask, Scheduler
 from providers.base import EndpointInfo, LogprobRecord
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from auditor.cache import KEY_VERSION, ScoreCache, cache_key
+from auditor.scoring.cache import KEY_VERSION, ScoreCache, cache_key
 from providers.base import LogprobRecord
 
 REC = LogprobRecord(tokens=("<s>", "Hi", "."), logprobs=(None, -1.25, -0.5), offsets=(0, 0, 2), prompt_tokens=3)

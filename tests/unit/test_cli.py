@@ -13,8 +13,8 @@ import pytest
 import respx
 
 from auditor.cli import main
-from auditor.items import load_items
-from auditor.orderings import PAPER
+from auditor.input.items import load_items
+from auditor.prompts.orderings import PAPER
 from tests.conftest import SHARED_DATA
 from tests.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case
@@ -302,7 +302,7 @@ def test_insecure_tls_is_explicit_and_recorded(dataset: Path, tmp_path: Path) ->
 def test_hosted_key_variables_are_read_only_for_their_own_host(
     dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from auditor.endpoint import EndpointConfig, http_client
+    from auditor.endpoint.config import EndpointConfig, http_client
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-secret")
     monkeypatch.setenv("TOGETHER_API_KEY", "tg-secret")

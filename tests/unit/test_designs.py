@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.designs import (
+from auditor.analysis.detector import SpanScore, judge_item
+from auditor.errors import AlignmentError, UsageError
+from auditor.input.items import Item
+from auditor.prompts.designs import (
     PAPER_R,
     AllOrderings,
     Cyclic,
@@ -21,10 +24,7 @@ from auditor.designs import (
     pair_sums,
     parse_design,
 )
-from auditor.detector import SpanScore, judge_item
-from auditor.errors import AlignmentError, UsageError
-from auditor.items import Item
-from auditor.orderings import PAPER, Ordering, orderings_for
+from auditor.prompts.orderings import PAPER, Ordering, orderings_for
 
 # Permutation-R as listed in get_outlier.py (selected_perm indices into itertools.permutations of 4),
 # github.com/nailashfrni/mcq-leakage-detection-code at cd5649b684a0b5c0575f41f479d6ec294b15bdf6.

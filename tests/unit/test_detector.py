@@ -4,9 +4,9 @@ import math
 
 import pytest
 
-from auditor.detector import SpanScore, judge_dataset, judge_item
+from auditor.analysis.detector import SpanScore, judge_dataset, judge_item
+from auditor.analysis.stats import poisson_binomial_sf
 from auditor.errors import AlignmentError
-from auditor.stats import poisson_binomial_sf
 
 PERMS = [(0, 1), (1, 0), (0, 1), (1, 0)]  # shapes only matter for bookkeeping here
 
@@ -63,7 +63,7 @@ def test_dataset_verdict() -> None:
 
 
 def test_rank_sum_exact_and_normal_agree() -> None:
-    from auditor.stats import rank_sum_p_value
+    from auditor.analysis.stats import rank_sum_p_value
 
     assert rank_sum_p_value([1], [4]) == pytest.approx(0.25)
     assert rank_sum_p_value([1, 1], [4, 4]) == pytest.approx(1 / 16)
@@ -75,7 +75,7 @@ def test_rank_sum_exact_and_normal_agree() -> None:
 
 
 def test_leaked_fraction_and_interval() -> None:
-    from auditor.stats import leaked_fraction
+    from auditor.analysis.stats import leaked_fraction
 
     est, lo, hi = leaked_fraction(0, 100, 1 / 24)
     assert (est, lo, hi) == (0.0, 0.0, 0.0)  # fewer top-1 items than chance alone would give
@@ -86,7 +86,7 @@ def test_leaked_fraction_and_interval() -> None:
 
 
 def test_fisher_greater() -> None:
-    from auditor.stats import fisher_greater
+    from auditor.analysis.stats import fisher_greater
 
     assert fisher_greater(10, 10, 0, 10) == pytest.approx(1 / math.comb(20, 10))
     assert fisher_greater(5, 10, 5, 10) > 0.5
@@ -94,13 +94,13 @@ def test_fisher_greater() -> None:
 
 
 def test_benjamini_hochberg() -> None:
-    from auditor.stats import benjamini_hochberg
+    from auditor.analysis.stats import benjamini_hochberg
 
     assert benjamini_hochberg([0.01, 0.04, 0.03, 0.5]) == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
 
 
 def test_wilcoxon_greater() -> None:
-    from auditor.stats import wilcoxon_greater
+    from auditor.analysis.stats import wilcoxon_greater
 
     assert wilcoxon_greater([1.0] * 20) < 1e-4
     assert wilcoxon_greater([-1.0] * 20) > 0.999

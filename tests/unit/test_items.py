@@ -1,4 +1,4 @@
-"""Tests for auditor.items: every supported format (from slices of the real benchmark files), the id
+"""Tests for auditor.input.items: every supported format (from slices of the real benchmark files), the id
 scheme, answer and subject parsing, file ordering, and malformed input.
 
 Real data is read from /work/shared/data (read-only); the format tests copy a few records of it into
@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from auditor.errors import DatasetError
-from auditor.items import Item, LoadResult, load_items
+from auditor.input.items import Item, LoadResult, load_items
 
 DATA = Path("/work/shared/data")
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared benchmark data not staged")

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from auditor.limiter import AdaptiveLimiter
+from auditor.scoring.limiter import AdaptiveLimiter
 
 
 async def test_overload_halves_once_per_burst_and_recovers() -> None:

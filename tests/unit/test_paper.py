@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auditor.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
+from auditor.analysis.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
 
 sklearn = pytest.importorskip("sklearn")
 

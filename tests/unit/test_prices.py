@@ -1,4 +1,4 @@
-"""auditor.prices: the documented table, lookups, and cost arithmetic."""
+"""auditor.endpoint.prices: the documented table, lookups, and cost arithmetic."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from auditor import prices
+from auditor.endpoint import prices
 from providers.base import provider_names
 
 

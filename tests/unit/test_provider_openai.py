@@ -9,9 +9,9 @@ import httpx
 import pytest
 import respx
 
-from auditor.detector import span_score
+from auditor.analysis.detector import span_score
 from auditor.errors import HTTPStatusError, ResponseFormatError, TransportError
-from auditor.orderings import Rendered
+from auditor.prompts.orderings import Rendered
 from providers.openai_completions import parse_completions
 from providers.openai_legacy import OpenAILegacy, normalize_bytes_tokens, parse_openai_legacy
 from tests.conftest import load_fixture

@@ -10,9 +10,9 @@ import httpx
 import pytest
 import respx
 
-from auditor.detector import span_score
+from auditor.analysis.detector import span_score
 from auditor.errors import AlignmentError, ResponseFormatError
-from auditor.orderings import Rendered
+from auditor.prompts.orderings import Rendered
 from providers.openai_completions import parse_completions
 from providers.sglang import SGLang, parse_sglang
 from tests.conftest import load_fixture

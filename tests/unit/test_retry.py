@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, TransportError
-from auditor.retry import Decision, RetryPolicy, classify
+from auditor.scoring.retry import Decision, RetryPolicy, classify
 
 
 @pytest.mark.parametrize(

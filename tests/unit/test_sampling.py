@@ -3,8 +3,8 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from auditor.items import load_items
-from auditor.sampling import stratified_sample
+from auditor.input.items import load_items
+from auditor.input.sampling import stratified_sample
 from tests.conftest import SHARED_DATA
 
 

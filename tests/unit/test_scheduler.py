@@ -5,10 +5,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from auditor.cache import ScoreCache
 from auditor.errors import HTTPStatusError
-from auditor.retry import RetryPolicy
-from auditor.scheduler import PromptTask, Scheduler
+from auditor.scoring.cache import ScoreCache
+from auditor.scoring.retry import RetryPolicy
+from auditor.scoring.scheduler import PromptTask, Scheduler
 from providers.base import EndpointInfo, LogprobRecord
 
 

@@ -1,4 +1,4 @@
-"""Tests for auditor.sensitivity: hand-written positive and negative examples for every reason code,
+"""Tests for auditor.input.sensitivity: hand-written positive and negative examples for every reason code,
 the option-set key and grouping, and checks on real MMLU items (verified by eye).
 
 Real data is read from /work/shared/data (read-only); those tests are skipped when it is not staged.
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.items import Item, load_items
-from auditor.sensitivity import REASON_CODES, group_by_option_set, option_set_key, order_sensitivity
+from auditor.input.items import Item, load_items
+from auditor.input.sensitivity import REASON_CODES, group_by_option_set, option_set_key, order_sensitivity
 
 MMLU_TEST = Path("/work/shared/data/mmlu/test")
 needs_mmlu = pytest.mark.skipif(not MMLU_TEST.is_dir(), reason="shared MMLU data not staged")

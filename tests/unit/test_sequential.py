@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from auditor.sequential import SequentialTest
-from auditor.stats import poisson_binomial_sf
+from auditor.analysis.sequential import SequentialTest
+from auditor.analysis.stats import poisson_binomial_sf
 
 
 def stream(rng: np.random.Generator, f: float, k: int, n: int) -> list[bool]:

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from auditor.cli import main
-from auditor.items import Item, load_items
-from auditor.orderings import PAPER
-from auditor.probe import PROBE_PROMPT
-from auditor.sensitivity import order_sensitivity
+from auditor.endpoint.probe import PROBE_PROMPT
+from auditor.input.items import Item, load_items
+from auditor.input.sensitivity import order_sensitivity
+from auditor.prompts.orderings import PAPER
 from tests.conftest import SHARED_DATA
 from tests.fakeserver import FakeServer, tokenize
 from tests.unit.test_cli import BASE, serve

@@ -1,4 +1,4 @@
-"""auditor.tokens: which source counts, the offline cl100k_base, the fallback that never crashes, and the
+"""auditor.endpoint.tokens: which source counts, the offline cl100k_base, the fallback that never crashes, and the
 measured claims (approximation bounds, byte_upper_bound) checked on the measured prompts.
 
 The measured prompts: 500 stratified items per dataset, paper template, published order
@@ -16,9 +16,9 @@ import httpx
 import pytest
 import respx
 
-from auditor import tokens
-from auditor.budget import byte_upper_bound
+from auditor.endpoint import tokens
 from auditor.errors import HTTPStatusError, TransportError
+from auditor.scoring.budget import byte_upper_bound
 from bench.token_ratio import sample_prompts
 from providers.vllm import VLLM
 from tests.conftest import load_fixture

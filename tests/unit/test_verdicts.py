@@ -5,11 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.assess import assess
-from auditor.detector import SpanScore, judge_item
-from auditor.items import Item
-from auditor.orderings import orderings_for
-from auditor.verdicts import control_null, decide, exchangeable_null, representatives, summarize
+from auditor.analysis.assess import assess
+from auditor.analysis.detector import SpanScore, judge_item
+from auditor.analysis.verdicts import control_null, decide, exchangeable_null, representatives, summarize
+from auditor.input.items import Item
+from auditor.prompts.orderings import orderings_for
 
 PERMS = orderings_for(4, max_orderings=120, seed=0, item_id="x")
 

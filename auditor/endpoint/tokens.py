@@ -42,7 +42,7 @@ languages or templates can fall outside. They hold for totals over hundreds of p
 is off by more (MMLU, cl100k: -31% to +36% between the 5th and 95th percentiles; per-prompt MMLU
 ratios range from 1.4 to 6.2 bytes/token with cl100k, 1.1 to 5.9 with SmolLM2).
 
-Budget reservations do not use these estimates: they use `auditor.budget.byte_upper_bound` (UTF-8
+Budget reservations do not use these estimates: they use `auditor.scoring.budget.byte_upper_bound` (UTF-8
 bytes + 8), a bound for byte-level BPE and byte-fallback tokenizers. On the same 3,000 prompts the most
 tokens per byte seen was 0.94 (one SmolLM2 MMLU prompt; cl100k 0.76): the bound held for all of
 them, which tests/unit/test_tokens.py checks.

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from auditor.errors import CapabilityError, EndpointError, HTTPStatusError, ResponseFormatError, TransportError
-from auditor.retry import RetryPolicy
+from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
 from providers.chat_only import explain_chat_only
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from auditor.errors import TemplateError, UsageError
-from auditor.items import LABELS, Item
+from auditor.input.items import LABELS, Item
 
 Ordering = tuple[int, ...]
 

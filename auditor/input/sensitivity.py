@@ -46,9 +46,9 @@ import re
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
-from auditor.items import LABELS, Item
-from auditor.option_text import CACHE_SIZE, clean, fold, is_all, is_catch_all, is_meta, is_none
-from auditor.option_values import check_order, check_ranges, parse_number
+from auditor.input.items import LABELS, Item
+from auditor.input.option_text import CACHE_SIZE, clean, fold, is_all, is_catch_all, is_meta, is_none
+from auditor.input.option_values import check_order, check_ranges, parse_number
 
 REASON_CODES: tuple[str, ...] = (
     "all_of_the_above",

@@ -11,7 +11,7 @@ import math
 import re
 from functools import lru_cache
 
-from auditor.option_text import CACHE_SIZE, TRAILING_PUNCT, direction, fold, is_meta, strictly_monotonic
+from auditor.input.option_text import CACHE_SIZE, TRAILING_PUNCT, direction, fold, is_meta, strictly_monotonic
 
 _APPROX = re.compile(
     r"^(?:(?:about|approximately|approx\.|roughly|around|nearly|almost|exactly|only|just|circa|ca\.|c\.)\s+|[~≈\u223c]\s*)",

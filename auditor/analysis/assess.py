@@ -13,12 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.detector import ItemVerdict, rebuild_verdict
-from auditor.errors import UsageError
-from auditor.items import Item
-from auditor.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
-from auditor.sensitivity import group_by_option_set, order_sensitivity
-from auditor.verdicts import (
+from auditor.analysis.detector import ItemVerdict, rebuild_verdict
+from auditor.analysis.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
+from auditor.analysis.verdicts import (
     DEFAULT_ALPHA,
     DatasetSummary,
     Null,
@@ -28,6 +25,9 @@ from auditor.verdicts import (
     representatives,
     summarize,
 )
+from auditor.errors import UsageError
+from auditor.input.items import Item
+from auditor.input.sensitivity import group_by_option_set, order_sensitivity
 
 METHODS = ("auditor", "paper-a", "paper-b")
 

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.assess import METHODS, load_control
-from auditor.budget import Limits
-from auditor.designs import Design, parse_design
-from auditor.endpoint import EndpointConfig
+from auditor.analysis.assess import METHODS, load_control
+from auditor.endpoint.config import EndpointConfig
 from auditor.errors import UsageError
-from auditor.items import Item, LoadResult, load_items
-from auditor.orderings import Ordering, Rendered, Template, load_template
-from auditor.sampling import stratified_sample
-from auditor.sensitivity import option_set_key, order_sensitivity
+from auditor.input.items import Item, LoadResult, load_items
+from auditor.input.sampling import stratified_sample
+from auditor.input.sensitivity import option_set_key, order_sensitivity
+from auditor.prompts.designs import Design, parse_design
+from auditor.prompts.orderings import Ordering, Rendered, Template, load_template
+from auditor.scoring.budget import Limits
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class AuditConfig:
     control_run: Path | None = None
     exclude_order_sensitive: bool = False
     alpha: float = 0.05
-    orderings: str = "all"  # an ordering design (auditor.designs)
+    orderings: str = "all"  # an ordering design (auditor.prompts.designs)
     limits: Limits = field(default_factory=Limits)
     sequential: bool = False
     tolerance: float = 0.10

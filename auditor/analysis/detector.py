@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from auditor.align import span_token_range
+from auditor.analysis.stats import poisson_binomial_sf
 from auditor.errors import AlignmentError
-from auditor.orderings import Ordering, Rendered
-from auditor.stats import poisson_binomial_sf
+from auditor.prompts.align import span_token_range
+from auditor.prompts.orderings import Ordering, Rendered
 from providers.base import LogprobRecord
 
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import httpx
 
-from auditor.budget import byte_upper_bound
-from auditor.cache import ScoreCache, cache_key, get_probe, put_probe
+from auditor.endpoint.probe import AUTO, ProbeResult, detect, probe, refusal
+from auditor.endpoint.secrets import default_key_env, resolve_api_key
 from auditor.errors import AuditorError
-from auditor.orderings import Rendered
-from auditor.probe import AUTO, ProbeResult, detect, probe, refusal
-from auditor.retry import RetryPolicy
-from auditor.secrets import default_key_env, resolve_api_key
+from auditor.prompts.orderings import Rendered
+from auditor.scoring.budget import byte_upper_bound
+from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
+from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
 
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from auditor import __version__
-from auditor.assess import assess
-from auditor.budget import Budget
-from auditor.cache import ScoreCache
-from auditor.detector import ItemFailure, ItemVerdict, min_k_prob, span_score
-from auditor.endpoint import (
+from auditor.analysis.assess import assess
+from auditor.analysis.detector import ItemFailure, ItemVerdict, min_k_prob, span_score
+from auditor.analysis.sequential import SequentialTest
+from auditor.endpoint.config import (
     endpoint_secrets,
     generated_per_prompt,
     http_client,
@@ -27,12 +26,13 @@ from auditor.endpoint import (
     server_bounds,
 )
 from auditor.errors import AuditorError
-from auditor.plan import AuditConfig, Plan, dataset_sha256, plan_audit
-from auditor.report import Report, build_report
-from auditor.retry import RetryPolicy
-from auditor.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
-from auditor.sequential import SequentialTest
-from auditor.spend import extra_sections
+from auditor.report.build import Report, build_report
+from auditor.report.spend import extra_sections
+from auditor.run.plan import AuditConfig, Plan, dataset_sha256, plan_audit
+from auditor.scoring.budget import Budget
+from auditor.scoring.cache import ScoreCache
+from auditor.scoring.retry import RetryPolicy
+from auditor.scoring.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
 from providers.base import EndpointInfo, provider_class
 
 

@@ -19,12 +19,12 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from auditor.budget import Budget, Hold, byte_upper_bound
-from auditor.cache import ScoreCache, clear_failure, get_failure, put_failure
+from auditor.endpoint.secrets import redact
 from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError
-from auditor.limiter import AdaptiveLimiter, endpoint_limiter
-from auditor.retry import Decision, RetryPolicy
-from auditor.secrets import redact
+from auditor.scoring.budget import Budget, Hold, byte_upper_bound
+from auditor.scoring.cache import ScoreCache, clear_failure, get_failure, put_failure
+from auditor.scoring.limiter import AdaptiveLimiter, endpoint_limiter
+from auditor.scoring.retry import Decision, RetryPolicy
 from providers.base import LogprobRecord, Provider
 
 

@@ -1,7 +1,7 @@
 """`auditor estimate`: what a run would cost, before any scoring request.
 
 Items, orderings and prompts come from the same plan `run` makes. Prompts already in the cache are
-free. Tokens are counted by the best source there is (auditor.tokens): the server's tokenize route
+free. Tokens are counted by the best source there is (auditor.endpoint.tokens): the server's tokenize route
 (exact), tiktoken for OpenAI models (exact), else a measured approximation with its error bound.
 Requests assume no retries. Cost needs a price (`--price-per-mtok` or a known model).
 
@@ -18,14 +18,14 @@ from typing import Any
 
 import httpx
 
-from auditor.cache import ScoreCache
-from auditor.endpoint import cached_probe, generated_per_prompt, http_client, prompt_keys
+from auditor.endpoint.config import cached_probe, generated_per_prompt, http_client, prompt_keys
+from auditor.endpoint.prices import price_for
+from auditor.endpoint.probe import AUTO, candidates
+from auditor.endpoint.tokens import TokenCount, approximate, count_prompt_tokens
 from auditor.errors import EndpointError
-from auditor.plan import AuditConfig, plan_audit
-from auditor.prices import price_for
-from auditor.probe import AUTO, candidates
-from auditor.retry import RetryPolicy
-from auditor.tokens import TokenCount, approximate, count_prompt_tokens
+from auditor.run.plan import AuditConfig, plan_audit
+from auditor.scoring.cache import ScoreCache
+from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
 
 

@@ -56,9 +56,9 @@ from typing import Any
 
 import numpy as np
 
-from auditor.detector import ItemVerdict, SpanScore, judge_item
+from auditor.analysis.detector import ItemVerdict, SpanScore, judge_item
 from auditor.errors import AlignmentError, UsageError
-from auditor.orderings import Ordering, orderings_for
+from auditor.prompts.orderings import Ordering, orderings_for
 
 DEFAULT_MAX_ORDERINGS = 120  # the CLI's --max-orderings default
 CHOICES = "all, sample:K (K >= 2; a bare K means the same), cyclic, paper-r, pairs"

@@ -7,10 +7,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from auditor.budget import Budget, byte_upper_bound
-from auditor.plan import AuditConfig, Plan
-from auditor.scheduler import PromptResult
-from auditor.sequential import SequentialTest
+from auditor.analysis.sequential import SequentialTest
+from auditor.run.plan import AuditConfig, Plan
+from auditor.scoring.budget import Budget, byte_upper_bound
+from auditor.scoring.scheduler import PromptResult
 
 
 def extra_sections(

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditor.assess import Assessment, item_fields
-from auditor.detector import ItemFailure, ItemVerdict, judge_dataset
+from auditor.analysis.assess import Assessment, item_fields
+from auditor.analysis.detector import ItemFailure, ItemVerdict, judge_dataset
 
 TOP_ITEMS = 20
 

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from auditor.detector import ItemVerdict
-from auditor.stats import (
+from auditor.analysis.detector import ItemVerdict
+from auditor.analysis.stats import (
     benjamini_hochberg,
     fisher_greater,
     leaked_fraction,

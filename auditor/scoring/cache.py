@@ -29,7 +29,7 @@ from providers.base import LogprobRecord
 KEY_VERSION = "v1"
 DEFAULT_PATH = Path("cache") / "auditor.sqlite"
 
-migrations = Migrations("auditor.cache")
+migrations = Migrations("auditor.cache")  # the name is stored in existing caches: never change it
 
 
 @migrations()

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from auditor.items import Item
+from auditor.input.items import Item
 
 
 def stratified_sample(items: Sequence[Item], n: int, seed: int) -> list[Item]:

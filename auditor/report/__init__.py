@@ -1,0 +1,1 @@
+"""Stage 5, report: report.json (the contract), report.md, and the spend/budget sections."""

@@ -1,0 +1,1 @@
+"""Orchestration: the audit plan (all validation, no network), the audit itself, and the estimate."""

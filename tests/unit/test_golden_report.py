@@ -1,0 +1,95 @@
+"""report.json and report.md on a fixed synthetic dataset and the fake endpoint, against a golden copy.
+
+The golden files were written by the code before the stage-subpackage move (issue 12) and guard
+behaviour across refactors: a deliberate change of the report regenerates them
+(`python -m tests.unit.test_golden_report`) and says why in the commit.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+from typing import Any
+
+import respx
+
+from auditor.cli import main
+from tests.fakeserver import FakeServer
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+
+
+def write_dataset(path: Path) -> None:
+    """18 items over three subjects, 3 and 4 options, three planted in the published order."""
+    rng = random.Random(7)
+    rows = []
+    for i in range(18):
+        n = 4 if i % 5 else 3
+        opts = [f"option {i}-{k} {rng.choice(['red', 'blue', 'green', 'cat', 'dog', 'sun'])}" for k in range(n)]
+        rows.append(
+            {
+                "id": f"q{i}",
+                "subject": ["alpha", "beta", "gamma"][i % 3],
+                "question": f"Question number {i}: which one?",
+                "choices": opts,
+                "answer": i % n,
+            }
+        )
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def run_fixed_audit(work: Path) -> Path:
+    ds = work / "ds.jsonl"
+    write_dataset(ds)
+    # plant three items: the fake server favours their published-order prompts
+    from auditor.input.items import load_items
+    from auditor.prompts.orderings import PAPER
+
+    items = load_items(ds).items
+    preferred = {PAPER.render(it, tuple(range(len(it.options)))).text for it in items[:9:3]}
+    server = FakeServer(preferred=preferred)
+    router = respx.mock(assert_all_called=False)
+    router.route(host="fake.test").mock(side_effect=server.handler)
+    out = work / "run"
+    args = ["run", "--base-url", "http://fake.test/v1", "--model", "fake-model", "--dataset", str(ds)]
+    with router:
+        rc = main([*args, "--out", str(out), "--cache", str(work / "c.sqlite")])
+    assert rc == 0
+    return out
+
+
+def normalised(report: dict[str, Any]) -> dict[str, Any]:
+    """Drop what differs between two identical audits: where the files were, and when they ran."""
+    report["provenance"]["dataset"]["path"] = None
+    report["provenance"]["time"] = None
+    return report
+
+
+def normalised_md(text: str, work: Path) -> str:
+    lines = [ln for ln in text.replace(str(work), "WORK").splitlines() if "scored between" not in ln]
+    return "\n".join(lines)
+
+
+def test_report_matches_golden(tmp_path: Path, capsys: Any) -> None:
+    out = run_fixed_audit(tmp_path)
+    got = normalised(json.loads((out / "report.json").read_text(encoding="utf-8")))
+    want = json.loads((GOLDEN / "report.json").read_text(encoding="utf-8"))
+    assert got == want
+    md = normalised_md((out / "report.md").read_text(encoding="utf-8"), tmp_path)
+    assert md == (GOLDEN / "report.md").read_text(encoding="utf-8")
+
+
+if __name__ == "__main__":  # regenerate the golden files
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        work = Path(d)
+        out = run_fixed_audit(work)
+        rep = normalised(json.loads((out / "report.json").read_text(encoding="utf-8")))
+        GOLDEN.mkdir(parents=True, exist_ok=True)
+        (GOLDEN / "report.json").write_text(json.dumps(rep, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        md = normalised_md((out / "report.md").read_text(encoding="utf-8"), work)
+        (GOLDEN / "report.md").write_text(md, encoding="utf-8")
+    print("golden files written to", GOLDEN, file=sys.stderr)
