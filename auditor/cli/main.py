@@ -1,0 +1,92 @@
+"""The command line's edge: parse, dispatch, and turn errors into one line and an exit code.
+
+Nothing below the CLI prints or exits. Domain errors become one line on stderr and an exit code
+(2 bad input, 3 cache, 4 endpoint); set AUDITOR_DEBUG=1 for the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+
+from auditor import __version__
+from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
+from auditor.cli.probe import probe_command
+from auditor.cli.run import estimate_command, print_outcome, run_command
+from auditor.endpoint.config import endpoint_secrets
+from auditor.endpoint.secrets import redact
+from auditor.errors import AuditorError, CapabilityError
+from auditor.run.audit import AuditInterrupted
+
+DESCRIPTION = "Tell whether a language model was trained on a multiple-choice benchmark, from an endpoint."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="auditor", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"auditor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
+    endpoint_options(pr)
+
+    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md")
+    audit_options(run)
+
+    est = sub.add_parser("estimate", help="what `run` with the same flags would cost, before any scoring request")
+    audit_options(est, estimate=True)
+    est.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    return parser
+
+
+def _secrets(args: argparse.Namespace) -> tuple[str, ...]:
+    try:
+        return endpoint_secrets(endpoint_config(args))
+    except AuditorError:
+        return ()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a bad flag (already reported in one line)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    debug = os.environ.get("AUDITOR_DEBUG") == "1"
+    try:
+        command = {"probe": probe_command, "run": run_command, "estimate": estimate_command}[args.command]
+        return asyncio.run(command(args))
+    except CapabilityError as err:
+        print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
+        return err.exit_code
+    except AuditorError as err:
+        if debug:
+            traceback.print_exc()
+        print(f"auditor: error: {redact(str(err), _secrets(args))}", file=sys.stderr)
+        return err.exit_code
+    except AuditInterrupted as stop:
+        print_outcome(stop.outcome)
+        print(
+            "auditor: interrupted; the partial report above covers what was scored. Scored prompts are cached:"
+            " re-run the same command to resume.",
+            file=sys.stderr,
+        )
+        return 130
+    except KeyboardInterrupt:
+        print("auditor: interrupted; scored prompts are cached: re-run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as err:  # a bug: still one line unless debugging
+        if debug:
+            traceback.print_exc()
+        print(
+            f"auditor: internal error: {type(err).__name__}: {redact(str(err), _secrets(args))}"
+            " (set AUDITOR_DEBUG=1 for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

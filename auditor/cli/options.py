@@ -1,0 +1,170 @@
+"""The command line's option groups, and the one place where flags become configuration objects."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import httpx
+
+from auditor.endpoint.config import EndpointConfig
+from auditor.endpoint.prices import price_for
+from auditor.endpoint.probe import AUTO, HOSTED
+from auditor.errors import UsageError
+from auditor.run.plan import AuditConfig
+from auditor.scoring.budget import Limits
+from auditor.scoring.cache import DEFAULT_PATH
+from providers.base import provider_names
+
+
+def endpoint_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("endpoint")
+    g.add_argument("--base-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--model", default="", help="model id as the server names it (default: the only one served)")
+    g.add_argument(
+        "--provider",
+        default="auto",
+        choices=["auto", *provider_names()],
+        help="endpoint dialect (default: detected by probing)",
+    )
+    g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
+    g.add_argument("--api-key-file", metavar="PATH", type=Path, help="read the API key from this file")
+    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
+    g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
+
+
+class Parser(argparse.ArgumentParser):
+    """Bad flags end with one line and exit code 2, like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"auditor: error: {message} (see '{self.prog} --help')", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> None:
+    """`run`'s flags; `estimate` takes the same ones (less --out) so one command line prices the other."""
+    endpoint_options(run)
+    d = run.add_argument_group("audit")
+    d.add_argument("--dataset", type=Path, required=True, help="benchmark file or directory")
+    if not estimate:
+        d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
+    d.add_argument("--limit", type=int, help="use the first N items (files sorted by name, rows in order)")
+    d.add_argument(
+        "--items", type=int, dest="sample", metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
+    )
+    d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
+    d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
+    d.add_argument(
+        "--orderings",
+        default="all",
+        metavar="DESIGN",
+        help="which orderings to score: all (default), sample:K (or K), cyclic, paper-r, pairs",
+    )
+    d.add_argument("--seed", type=int, default=0, help="seed for sampled orderings (default 0)")
+    v = run.add_argument_group("verdicts")
+    v.add_argument(
+        "--method",
+        default="auditor",
+        choices=("auditor", "paper-a", "paper-b"),
+        help="auditor (default, calibrated), or the reference rules paper-a / paper-b (uncalibrated)",
+    )
+    v.add_argument(
+        "--control-run",
+        type=Path,
+        metavar="DIR",
+        help="a run of a clean reference model or clean items: the null for thresholds and tests",
+    )
+    v.add_argument(
+        "--exclude-order-sensitive",
+        action="store_true",
+        help="drop items whose options read naturally in one order (all of the above, sorted numbers...)",
+    )
+    v.add_argument("--alpha", type=float, default=0.05, help="item-level false-positive rate (default 0.05)")
+    d.add_argument("--skip-invalid", action="store_true", help="skip and count invalid items instead of stopping")
+    b = run.add_argument_group("budgets (hard limits, never exceeded; cached prompts are free)")
+    b.add_argument("--max-tokens", type=int, metavar="N", help="prompt + generated tokens, as the server counts them")
+    b.add_argument("--max-requests", type=int, metavar="N", help="scoring requests, retries included")
+    b.add_argument("--max-cost", type=float, metavar="USD", help="needs a price: --price-per-mtok or a known model")
+    b.add_argument("--max-time", type=float, metavar="SECONDS", help="wall time for scoring")
+    b.add_argument("--price-per-mtok", type=float, metavar="USD", help="price per million tokens, for --max-cost")
+    q = run.add_argument_group("sequential spot check")
+    q.add_argument(
+        "--sequential",
+        action="store_true",
+        help="score items in a seeded random order and stop once an always-valid test decides",
+    )
+    q.add_argument(
+        "--tolerance",
+        type=float,
+        default=0.10,
+        help="with --sequential: stop with 'no evidence' once the leaked fraction is surely below this (default 0.1)",
+    )
+    q.add_argument(
+        "--keep-order-sensitive",
+        action="store_true",
+        help="with --sequential: keep order-sensitive items (left out by default: their published order is natural)",
+    )
+    s = run.add_argument_group("scheduling")
+    s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
+    s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
+    s.add_argument("--retry-failed", action="store_true", help="re-send prompts that failed for good in an earlier run")
+    s.add_argument("--attempts", type=int, default=6, help="tries per request before a prompt is failed")
+
+
+def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
+    if args.timeout <= 0:
+        raise UsageError("--timeout must be positive")
+    return EndpointConfig(
+        base_url=args.base_url.rstrip("/"),
+        model=args.model,
+        provider=args.provider,
+        api_key_env=args.api_key_env,
+        api_key_file=args.api_key_file,
+        timeout=args.timeout,
+        insecure=args.insecure,
+    )
+
+
+
+def audit_config(args: argparse.Namespace) -> AuditConfig:
+    """The audit configuration from `run`'s (or `estimate`'s) flags."""
+    for name in ("batch_size", "concurrency", "attempts"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.price_per_mtok is None:  # a known hosted model's price (by --provider, or by the host with auto)
+        host = httpx.URL(args.base_url).host
+        args.price_per_mtok = price_for(HOSTED.get(host, "") if args.provider == AUTO else args.provider, args.model)
+    return AuditConfig(
+        endpoint=endpoint_config(args),
+        dataset=args.dataset,
+        out=getattr(args, "out", None) or Path("."),
+        cache_path=args.cache,
+        limit=args.limit,
+        sample=args.sample,
+        template=args.template,
+        max_orderings=args.max_orderings,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        concurrency=args.concurrency,
+        skip_invalid=args.skip_invalid,
+        attempts=args.attempts,
+        retry_failed=args.retry_failed,
+        method=args.method,
+        control_run=args.control_run,
+        exclude_order_sensitive=args.exclude_order_sensitive,
+        alpha=args.alpha,
+        orderings=args.orderings,
+        limits=Limits(
+            tokens=args.max_tokens,
+            requests=args.max_requests,
+            cost=args.max_cost,
+            seconds=args.max_time,
+            price_per_mtok=args.price_per_mtok,
+        ),
+        sequential=args.sequential,
+        tolerance=args.tolerance,
+        keep_order_sensitive=args.keep_order_sensitive,
+    )
