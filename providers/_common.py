@@ -21,7 +21,7 @@ import httpx
 
 from auditor.errors import AlignmentError, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers.base import LogprobRecord
+from providers.base import EndpointInfo, LogprobRecord, request_json
 
 Bad = Callable[[str], ResponseFormatError]
 T = TypeVar("T")
@@ -131,6 +131,35 @@ async def best_effort_version(client: httpx.AsyncClient, url: str, key: str = "v
     except (httpx.HTTPError, ValueError):
         return None
     return None
+
+
+async def describe_listed(
+    client: httpx.AsyncClient,
+    *,
+    base_url: str,
+    model: str,
+    models_url: str,
+    route: str,
+    server: str | None,
+    version_url: str | None = None,
+    context_key: str = "max_model_len",
+    extra_key: str | None = "root",
+) -> tuple[EndpointInfo, dict[str, Any]]:
+    """`describe` for endpoints that list their models (OpenAI-style `GET .../models`): the served
+    entry for `model` (or the only one), a best-effort version, and the entry itself for callers that
+    read more of it."""
+    data = await request_json(client, "GET", models_url, endpoint=base_url)
+    entry = pick_model(data, model, bad_for(base_url), route)
+    context = entry.get(context_key)
+    info = EndpointInfo(
+        base_url=base_url,
+        model=str(entry["id"]),
+        server=server,
+        server_version=await best_effort_version(client, version_url) if version_url else None,
+        max_model_len=context if isinstance(context, int) else None,
+        extra={extra_key: entry[extra_key]} if extra_key and entry.get(extra_key) else {},
+    )
+    return info, entry
 
 
 def ordered_choices(data: Any, n: int, bad: Bad) -> list[dict[str, Any]]:

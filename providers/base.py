@@ -1,16 +1,17 @@
-"""What every adapter provides: the logprob record, the endpoint description, the protocol, the registry.
+"""The provider seam: the logprob record, the endpoint description, the `Provider` base class, the registry.
 
-An adapter knows its wire format and nothing else: it builds a request, parses the response into
+A provider knows its wire format and nothing else: it builds a request, parses the response into
 `LogprobRecord`s, and maps transport and HTTP errors onto `auditor.errors`. Retries, caching,
 concurrency and budgets live in the scheduler.
 """
 
 from __future__ import annotations
 
+import abc
 import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import httpx
 
@@ -63,34 +64,20 @@ class EndpointInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class Provider(Protocol):
-    """One endpoint family's dialect for prompt log-probabilities."""
+class Provider(abc.ABC):
+    """One endpoint family's wire format for prompt log-probabilities: the one seam of the product.
 
-    name: str
-    base_url: str
-    model: str
+    Required: `scoring_params`, `describe`, `score`. Optional abilities have defaults here and are
+    overridden where the endpoint has them: `count_tokens` (with `tokenize_route`), and
+    `generated_per_prompt` (from `honours_max_tokens_zero`). The constructor keeps the injected client
+    and the endpoint and does no I/O.
+    """
 
-    @property
-    def max_prompts_per_request(self) -> int: ...
-
-    def scoring_params(self) -> dict[str, Any]:
-        """Everything in a request, besides endpoint, model and prompt, that can change the answer."""
-        ...
-
-    async def describe(self) -> EndpointInfo:
-        """Ask the server who it is (model id as served, version). No scoring."""
-        ...
-
-    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
-        """Score a batch of prompts in one request; raises EndpointError subclasses."""
-        ...
-
-
-class Adapter:
-    """What every adapter's constructor does: keep the injected client and the endpoint. No I/O here."""
-
-    name = "adapter"
-    honours_max_tokens_zero = True  # False: the dialect always generates one token (vLLM prompt_logprobs, TGI...)
+    name: ClassVar[str] = "provider"
+    # False: the endpoint always generates one token (vLLM prompt_logprobs, TGI...), billed like a prompt token.
+    honours_max_tokens_zero: ClassVar[bool] = True
+    # The server route that `count_tokens` asks (root-relative), or None when the endpoint has none.
+    tokenize_route: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -113,15 +100,32 @@ class Adapter:
     def max_prompts_per_request(self) -> int:
         return max(1, self._batch_size)
 
-    # The server route that `count_tokens` asks (root-relative), or None when the dialect has none.
-    tokenize_route: str | None = None
+    @abc.abstractmethod
+    def scoring_params(self) -> dict[str, Any]:
+        """Everything in a request, besides endpoint, model and prompt, that can change the answer."""
+
+    @abc.abstractmethod
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        """The JSON body of one scoring request for `prompts` (at most `max_prompts_per_request`)."""
+
+    @abc.abstractmethod
+    async def describe(self) -> EndpointInfo:
+        """Ask the server who it is (model id as served, version). No scoring."""
+
+    @abc.abstractmethod
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        """Score a batch of prompts in one request; raises EndpointError subclasses."""
 
     async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:
         """Each prompt's token count exactly as the server counts it when scoring (its usage
         `prompt_tokens`, special tokens such as BOS included), from the server's own tokenize route,
-        with at most `concurrency` requests in flight; None when the dialect has no such route.
+        with at most `concurrency` requests in flight; None when the endpoint has no such route.
         Sends no scoring request; errors are mapped like `score`'s."""
         return None
+
+    def generated_per_prompt(self) -> int:
+        """Tokens generated per prompt besides the echo (billed like prompt tokens; the token is dropped)."""
+        return 1 if self.max_tokens == 1 or not self.honours_max_tokens_zero else 0
 
 
 _REGISTRY = {
@@ -140,13 +144,16 @@ def provider_names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def provider_class(name: str) -> Any:
+def provider_class(name: str) -> type[Provider]:
     try:
         target = _REGISTRY[name]
     except KeyError:
         raise UsageError(f"unknown provider {name!r}; choose one of {', '.join(provider_names())}") from None
     module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    cls = getattr(importlib.import_module(module), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Provider)):
+        raise TypeError(f"{target} is not a Provider")
+    return cls
 
 
 def parse_retry_after(value: str | None) -> float | None:

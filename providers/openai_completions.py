@@ -7,15 +7,14 @@ Request: `{"model", "prompt": [..], "echo": true, "logprobs": 0, "max_tokens": 0
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from auditor.errors import AlignmentError, CapabilityError, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers._common import ordered_choices
-from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+from providers._common import describe_listed, ordered_choices, root_url
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 LLAMA_CPP_PYTHON_HINT = (
     "this is llama-cpp-python's server (GET /models: owned_by 'me'); use its dialect, --provider llama-cpp-python:"
@@ -29,7 +28,7 @@ def looks_like_llama_cpp_python(entry: dict[str, Any]) -> bool:
     return entry.get("owned_by") == "me" and isinstance(entry.get("permissions"), list)
 
 
-class OpenAICompletions(Adapter):
+class OpenAICompletions(Provider):
     name = "openai-completions"
     refuses_llama_cpp_python = True  # seen with a real llama-cpp-python 0.3.36: shifted logprobs accepted
 
@@ -52,41 +51,19 @@ class OpenAICompletions(Adapter):
         }
 
     async def describe(self) -> EndpointInfo:
-        data = await request_json(self._client, "GET", f"{self.base_url}/models", endpoint=self.base_url)
-        models = data.get("data") if isinstance(data, dict) else None
-        if not isinstance(models, list) or not models:
-            raise ResponseFormatError("GET /models returned no models", endpoint=self.base_url)
-        entry = next((m for m in models if isinstance(m, dict) and m.get("id") == self.model), None)
-        if entry is None and not self.model and len(models) == 1 and isinstance(models[0], dict):
-            entry = models[0]  # no --model given and the server serves exactly one
-        if entry is None:
-            names = ", ".join(str(m.get("id")) for m in models if isinstance(m, dict))
-            raise ResponseFormatError(
-                f"model {self.model!r} is not served here (served: {names})", endpoint=self.base_url
-            )
+        info, entry = await describe_listed(
+            self._client,
+            base_url=self.base_url,
+            model=self.model,
+            models_url=f"{self.base_url}/models",
+            route="/models",
+            server=None,
+            version_url=f"{root_url(self.base_url)}/version",
+        )
         if self.refuses_llama_cpp_python and looks_like_llama_cpp_python(entry):
             raise CapabilityError(LLAMA_CPP_PYTHON_HINT, endpoint=self.base_url)
         owned = entry.get("owned_by")
-        version = await self._server_version()
-        return EndpointInfo(
-            base_url=self.base_url,
-            model=str(entry["id"]),
-            server=str(owned) if owned else None,
-            server_version=version,
-            max_model_len=entry.get("max_model_len"),
-            extra={"root": entry.get("root")} if entry.get("root") else {},
-        )
-
-    async def _server_version(self) -> str | None:
-        root = self.base_url[: -len("/v1")] if self.base_url.endswith("/v1") else self.base_url
-        try:
-            resp = await self._client.get(f"{root}/version")
-            if resp.status_code == 200:
-                version = resp.json().get("version")
-                return str(version) if version else None
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return None
-        return None
+        return dataclasses.replace(info, server=str(owned) if owned else None)
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         data = await request_json(

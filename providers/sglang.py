@@ -27,13 +27,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from providers._common import bad_for, best_effort_version, build_record, map_bounded, pick_model, root_url, token_count
-from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+from providers._common import (
+    bad_for,
+    build_record,
+    describe_listed,
+    map_bounded,
+    root_url,
+    token_count,
+)
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 TOKENIZE_BATCH = 64  # prompts per /v1/tokenize request (it takes a list)
 
 
-class SGLang(Adapter):
+class SGLang(Provider):
     name = "sglang"
     tokenize_route = "/v1/tokenize"
 
@@ -51,17 +58,16 @@ class SGLang(Adapter):
 
     async def describe(self) -> EndpointInfo:
         root = root_url(self.base_url)
-        data = await request_json(self._client, "GET", f"{root}/v1/models", endpoint=self.base_url)
-        entry = pick_model(data, self.model, bad_for(self.base_url), "/v1/models")
-        version = await best_effort_version(self._client, f"{root}/get_server_info")
-        return EndpointInfo(
+        info, _ = await describe_listed(
+            self._client,
             base_url=self.base_url,
-            model=str(entry["id"]),
+            model=self.model,
+            models_url=f"{root}/v1/models",
+            route="/v1/models",
             server="sglang",
-            server_version=version,
-            max_model_len=entry.get("max_model_len"),
-            extra={"root": entry["root"]} if entry.get("root") else {},
+            version_url=f"{root}/get_server_info",
         )
+        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         url = f"{root_url(self.base_url)}/generate"

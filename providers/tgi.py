@@ -25,13 +25,13 @@ from typing import Any
 
 from auditor.errors import CapabilityError
 from providers._common import bad_for, build_record, map_bounded, root_url
-from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 NO_PREFILL = "TGI returned no prefill logprobs: start TGI with --enable-prefill-logprobs"
 MODEL_ALIASES = ("", "tgi")  # TGI serves one model; its OpenAI routes call it "tgi"
 
 
-class TGI(Adapter):
+class TGI(Provider):
     honours_max_tokens_zero = False
     name = "tgi"
     tokenize_route = "/tokenize"
@@ -43,7 +43,8 @@ class TGI(Adapter):
     def scoring_params(self) -> dict[str, Any]:
         return {"dialect": self.name, "decoder_input_details": True}
 
-    def request_body(self, prompt: str) -> dict[str, Any]:
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        (prompt,) = prompts  # one prompt per request
         return {
             "inputs": prompt,
             "parameters": {"max_new_tokens": 1, "decoder_input_details": True, "details": True},
@@ -72,7 +73,7 @@ class TGI(Adapter):
         if len(prompts) != 1:
             raise ValueError(f"tgi scores one prompt per request, got {len(prompts)}")
         url = f"{root_url(self.base_url)}/generate"
-        data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts[0]))
+        data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=self.request_body(prompts))
         return [parse_tgi(data, prompts[0], endpoint=self.base_url)]
 
     async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None:

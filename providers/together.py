@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from providers._common import bad_for, build_record, check_usage, pick_model
-from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+from providers._common import bad_for, build_record, check_usage, describe_listed
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 
-class Together(Adapter):
+class Together(Provider):
     name = "together"
 
     @property
@@ -28,7 +28,8 @@ class Together(Adapter):
     def scoring_params(self) -> dict[str, Any]:
         return {"dialect": self.name, "echo": True, "logprobs": 1, "temperature": 0}
 
-    def request_body(self, prompt: str) -> dict[str, Any]:
+    def request_body(self, prompts: Sequence[str]) -> dict[str, Any]:
+        (prompt,) = prompts  # one prompt per request
         return {
             "model": self.model,
             "prompt": prompt,
@@ -39,21 +40,22 @@ class Together(Adapter):
         }
 
     async def describe(self) -> EndpointInfo:
-        data = await request_json(self._client, "GET", f"{self.base_url}/models", endpoint=self.base_url)
-        entry = pick_model(data, self.model, bad_for(self.base_url), "/models")
-        ctx = entry.get("context_length")
-        return EndpointInfo(
+        info, _ = await describe_listed(
+            self._client,
             base_url=self.base_url,
-            model=str(entry["id"]),
+            model=self.model,
+            models_url=f"{self.base_url}/models",
+            route="/models",
             server="together",
-            max_model_len=ctx if isinstance(ctx, int) else None,
-            extra={"type": entry["type"]} if entry.get("type") else {},
+            context_key="context_length",
+            extra_key="type",
         )
+        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         if len(prompts) != 1:
             raise ValueError(f"together scores one prompt per request, got {len(prompts)}")
-        url, body = f"{self.base_url}/completions", self.request_body(prompts[0])
+        url, body = f"{self.base_url}/completions", self.request_body(prompts)
         data = await request_json(self._client, "POST", url, endpoint=self.base_url, json=body)
         return [parse_together(data, prompts[0], endpoint=self.base_url)]
 

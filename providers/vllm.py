@@ -29,21 +29,20 @@ from typing import Any
 from providers._common import (
     Bad,
     bad_for,
-    best_effort_version,
     build_record,
     check_usage,
+    describe_listed,
     map_bounded,
     ordered_choices,
-    pick_model,
     root_url,
     token_count,
 )
-from providers.base import Adapter, EndpointInfo, LogprobRecord, request_json
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
 
 
-class VLLM(Adapter):
+class VLLM(Provider):
     honours_max_tokens_zero = False
     name = "vllm"
     tokenize_route = "/tokenize"
@@ -66,17 +65,16 @@ class VLLM(Adapter):
         }
 
     async def describe(self) -> EndpointInfo:
-        data = await request_json(self._client, "GET", f"{self.base_url}/models", endpoint=self.base_url)
-        entry = pick_model(data, self.model, bad_for(self.base_url), "/models")
-        version = await best_effort_version(self._client, f"{root_url(self.base_url)}/version")
-        return EndpointInfo(
+        info, _ = await describe_listed(
+            self._client,
             base_url=self.base_url,
-            model=str(entry["id"]),
+            model=self.model,
+            models_url=f"{self.base_url}/models",
+            route="/models",
             server="vllm",
-            server_version=version,
-            max_model_len=entry.get("max_model_len"),
-            extra={"root": entry["root"]} if entry.get("root") else {},
+            version_url=f"{root_url(self.base_url)}/version",
         )
+        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         url, body = f"{self.base_url}/completions", self.request_body(prompts)

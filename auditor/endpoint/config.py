@@ -22,7 +22,7 @@ from auditor.prompts.orderings import Rendered
 from auditor.scoring.budget import byte_upper_bound
 from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
 from auditor.scoring.retry import RetryPolicy
-from providers.base import EndpointInfo, provider_class
+from providers.base import EndpointInfo, Provider, provider_class
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ async def probe_endpoint(
     if not refresh:
         known = cached_probe(cache, key)
         if known is not None:
-            adapter = provider_class(known.provider)(client, base_url=ep.base_url, model=ep.model)
-            if await RetryPolicy().call(adapter.describe) == known.info:
+            provider = provider_class(known.provider)(client, base_url=ep.base_url, model=ep.model)
+            if await RetryPolicy().call(provider.describe) == known.info:
                 return known, True
     if ep.provider == AUTO:
         result, rows = await detect(client, base_url=ep.base_url, model=ep.model, exhaustive=False)
@@ -92,22 +92,16 @@ def cached_probe(cache: ScoreCache, key: dict[str, str]) -> ProbeResult | None:
         return None
 
 
-def generated_per_prompt(adapter: Any) -> int:
-    """Tokens the dialect generates per prompt besides the echo (billed like prompt tokens)."""
-    return 1 if adapter.max_tokens == 1 or not adapter.honours_max_tokens_zero else 0
-
-
-def server_bounds(adapter: Any) -> Callable[[Sequence[str]], Any]:
+def server_bounds(provider: Provider) -> Callable[[Sequence[str]], Any]:
     """Reservations from the server's own token counts where it can tokenize, else UTF-8 bytes (also
     from then on, if its tokenize endpoint fails once)."""
     broken: list[bool] = []
 
     async def bounds(prompts: Sequence[str]) -> list[int]:
-        count = getattr(adapter, "count_tokens", None)
         counted = None
-        if count is not None and not broken:
+        if not broken:
             try:
-                counted = await count(prompts)
+                counted = await provider.count_tokens(prompts)
             except AuditorError:
                 broken.append(True)
         return list(counted) if counted is not None else [byte_upper_bound(p) for p in prompts]
@@ -116,15 +110,15 @@ def server_bounds(adapter: Any) -> Callable[[Sequence[str]], Any]:
 
 
 def prompt_keys(
-    adapter: Any, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]]
+    provider: Provider, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]]
 ) -> tuple[dict[str, Any], list[list[str]]]:
     """The scoring parameters that identify an answer, and every rendered prompt's cache key.
 
     What the server says it loaded (vLLM: the weights' path) joins the parameters, so a different
     checkpoint served under the same name and port never reuses another's scores."""
-    params = {**adapter.scoring_params(), **({"model_root": info.extra["root"]} if info.extra.get("root") else {})}
+    params = {**provider.scoring_params(), **({"model_root": info.extra["root"]} if info.extra.get("root") else {})}
     keys = [
-        [cache_key(endpoint=adapter.base_url, model=info.model, prompt=r.text, params=params) for r in rows]
+        [cache_key(endpoint=provider.base_url, model=info.model, prompt=r.text, params=params) for r in rows]
         for rows in rendered
     ]
     return params, keys

@@ -60,10 +60,10 @@ async def probe(
     cls = provider_class(provider)
     info: EndpointInfo = await policy.call(cls(client, base_url=base_url, model=model).describe)
     last: EndpointError | None = None
-    for max_tokens in (0, 1) if getattr(cls, "honours_max_tokens_zero", True) else (1,):
-        adapter = cls(client, base_url=base_url, model=info.model, max_tokens=max_tokens)
+    for max_tokens in (0, 1) if cls.honours_max_tokens_zero else (1,):
+        scorer = cls(client, base_url=base_url, model=info.model, max_tokens=max_tokens)
         try:
-            records = await policy.call(partial(adapter.score, [PROBE_PROMPT]))
+            records = await policy.call(partial(scorer.score, [PROBE_PROMPT]))
         except HTTPStatusError as err:
             if err.status in (400, 422) and max_tokens == 0:
                 last = err  # max_tokens=0 refused: try 1 and drop the generated token

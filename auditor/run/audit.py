@@ -19,7 +19,6 @@ from auditor.analysis.detector import ItemFailure, ItemVerdict, min_k_prob, span
 from auditor.analysis.sequential import SequentialTest
 from auditor.endpoint.config import (
     endpoint_secrets,
-    generated_per_prompt,
     http_client,
     probe_endpoint,
     prompt_keys,
@@ -59,14 +58,14 @@ async def run_audit(
         async with http_client(ep) as client:
             probed, probe_cached = await probe_endpoint(client, cache, ep, refresh=False)
             info = probed.info
-            adapter = provider_class(probed.provider)(
+            provider = provider_class(probed.provider)(
                 client,
                 base_url=ep.base_url,
                 model=info.model,
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
-            params, keys = prompt_keys(adapter, info, plan.rendered)
+            params, keys = prompt_keys(provider, info, plan.rendered)
             tasks = [
                 [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
                 for ks, rows in zip(keys, plan.rendered, strict=True)
@@ -76,7 +75,7 @@ async def run_audit(
             )
             seq = watcher.seq if watcher is not None else None
             scheduler = Scheduler(
-                adapter,
+                provider,
                 cache,
                 concurrency=cfg.concurrency,
                 batch_size=cfg.batch_size,
@@ -85,8 +84,8 @@ async def run_audit(
                 retry_failed=cfg.retry_failed,
                 secrets=endpoint_secrets(ep),
                 budget=budget,
-                bounds=server_bounds(adapter) if budget is not None and cfg.limits.token_cap()[0] else byte_bounds,
-                generated_per_prompt=generated_per_prompt(adapter),
+                bounds=server_bounds(provider) if budget is not None and cfg.limits.token_cap()[0] else byte_bounds,
+                generated_per_prompt=provider.generated_per_prompt(),
                 on_item_done=watcher.item_done if watcher is not None else None,
             )
             if on_start is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from auditor.endpoint.config import cached_probe, generated_per_prompt, http_client, prompt_keys
+from auditor.endpoint.config import cached_probe, http_client, prompt_keys
 from auditor.endpoint.prices import price_for
 from auditor.endpoint.probe import AUTO, candidates
 from auditor.endpoint.tokens import TokenCount, approximate, count_prompt_tokens
@@ -26,7 +26,7 @@ from auditor.errors import EndpointError
 from auditor.run.plan import AuditConfig, plan_audit
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
-from providers.base import EndpointInfo, provider_class
+from providers.base import EndpointInfo, Provider, provider_class
 
 
 async def estimate(cfg: AuditConfig) -> dict[str, Any]:
@@ -34,17 +34,17 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
     ep = cfg.endpoint
     with ScoreCache(cfg.cache_path) as cache:
         async with http_client(ep) as client:
-            adapter, info, how = await _adapter(client, cache, cfg)
-            _, keys = prompt_keys(adapter, info, plan.rendered)
+            provider, info, how = await _provider(client, cache, cfg)
+            _, keys = prompt_keys(provider, info, plan.rendered)
             uncached = [
                 [r.text for r, k in zip(rows, ks, strict=True) if cache.get(k) is None]
                 for rows, ks in zip(plan.rendered, keys, strict=True)
             ]
             texts = [t for rows in uncached for t in rows]
-            counted = await _count(texts, adapter, how, cfg)
-    gen = generated_per_prompt(adapter)
+            counted = await _count(texts, provider, how, cfg)
+    gen = provider.generated_per_prompt()
     tokens = counted.total + gen * len(texts)
-    size = max(1, min(cfg.batch_size, adapter.max_prompts_per_request))
+    size = max(1, min(cfg.batch_size, provider.max_prompts_per_request))
     requests = sum(math.ceil(len(rows) / size) for rows in uncached)
     price = cfg.limits.price_per_mtok or price_for(how, info.model)
     low, high = counted.total_range()
@@ -78,8 +78,10 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
     return data
 
 
-async def _adapter(client: httpx.AsyncClient, cache: ScoreCache, cfg: AuditConfig) -> tuple[Any, EndpointInfo, str]:
-    """The adapter `run` would use, without a scoring request; and its dialect name."""
+async def _provider(
+    client: httpx.AsyncClient, cache: ScoreCache, cfg: AuditConfig
+) -> tuple[Provider, EndpointInfo, str]:
+    """The provider `run` would use, without a scoring request; and its dialect name."""
     ep = cfg.endpoint
     known = cached_probe(cache, {"endpoint": ep.base_url.rstrip("/"), "model": ep.model, "provider": ep.provider})
     if known is not None:
@@ -91,42 +93,42 @@ async def _adapter(client: httpx.AsyncClient, cache: ScoreCache, cfg: AuditConfi
     last: EndpointError | None = None
     for name in names:
         cls = provider_class(name)
-        adapter = cls(client, base_url=ep.base_url, model=ep.model, max_tokens=max_tokens, batch_size=cfg.batch_size)
+        provider = cls(client, base_url=ep.base_url, model=ep.model, max_tokens=max_tokens, batch_size=cfg.batch_size)
         try:
-            info = await RetryPolicy(attempts=2, retry_garbled=False).call(adapter.describe)
+            info = await RetryPolicy(attempts=2, retry_garbled=False).call(provider.describe)
         except EndpointError as err:
             last = err
             continue
-        adapter = cls(client, base_url=ep.base_url, model=info.model, max_tokens=max_tokens,
+        provider = cls(client, base_url=ep.base_url, model=info.model, max_tokens=max_tokens,
                       batch_size=cfg.batch_size)  # fmt: skip
-        if len(names) == 1 or await _tokenizes(adapter):
-            return adapter, info, name
+        if len(names) == 1 or await _tokenizes(provider):
+            return provider, info, name
     if last is not None and len(names) == 1:
         raise last
     # nothing tokenizes: the generic dialect, counted approximately
     cls = provider_class("openai-completions")
-    adapter = cls(client, base_url=ep.base_url, model=ep.model, batch_size=cfg.batch_size)
-    info = await RetryPolicy(attempts=2).call(adapter.describe)
+    provider = cls(client, base_url=ep.base_url, model=ep.model, batch_size=cfg.batch_size)
+    info = await RetryPolicy(attempts=2).call(provider.describe)
     return cls(client, base_url=ep.base_url, model=info.model, batch_size=cfg.batch_size), info, "openai-completions"
 
 
-async def _tokenizes(adapter: Any) -> bool:
-    if getattr(adapter, "tokenize_route", None) is None:
+async def _tokenizes(provider: Provider) -> bool:
+    if provider.tokenize_route is None:
         return False
     try:
-        return await adapter.count_tokens(["probe"]) is not None
+        return await provider.count_tokens(["probe"]) is not None
     except EndpointError:
         return False
 
 
-async def _count(texts: list[str], adapter: Any, how: str, cfg: AuditConfig) -> TokenCount:
+async def _count(texts: list[str], provider: Provider, how: str, cfg: AuditConfig) -> TokenCount:
     if not texts:
         return approximate([])
     counted = await count_prompt_tokens(
-        texts, provider=how, model=adapter.model, adapter=adapter, concurrency=max(1, cfg.concurrency)
+        texts, provider_name=how, model=provider.model, provider=provider, concurrency=max(1, cfg.concurrency)
     )
     if counted.source == "approx" and counted.warning is None:
-        reason = f"the {how} dialect has no tokenize route" if adapter.tokenize_route is None else "no tokenize route"
+        reason = f"the {how} dialect has no tokenize route" if provider.tokenize_route is None else "no tokenize route"
         counted = replace(counted, warning=f"{reason} at this endpoint: token counts are approximate")
     return counted
 

@@ -1,7 +1,7 @@
 """The SQLite cache of scored prompts (sqlite-utils, WAL, schema by migrations).
 
 Key: `v1:` + sha256 of canonical JSON over an explicit allow-list: endpoint base URL, model as
-served, prompt text, and the adapter's scoring parameters. Value: tokens, offsets, token ids
+served, prompt text, and the provider's scoring parameters. Value: tokens, offsets, token ids
 (JSON), log-probabilities (float64 blob, NaN for the first token's null), and a digest over both so
 that a damaged row is detected, discarded and fetched again, never used. Errors are never cached.
 """

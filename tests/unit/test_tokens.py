@@ -93,10 +93,10 @@ def test_approx_tokens_counts_non_ascii_bytes_apart() -> None:
 async def test_openai_models_count_with_tiktoken_exactly(cl100k: Any) -> None:
     prompts = [ENGLISH, CHINESE, ENGLISH]
     for model in ("davinci-002", "babbage-002"):
-        count = await tokens.count_prompt_tokens(prompts, provider="openai", model=model)
+        count = await tokens.count_prompt_tokens(prompts, provider_name="openai", model=model)
         assert (count.source, count.error_bound, count.warning) == ("tiktoken:cl100k_base", 0.0, None) and count.exact
         assert count.counts == tuple(len(cl100k.encode_ordinary(p)) for p in prompts)
-    unknown = await tokens.count_prompt_tokens(prompts, provider="openai", model="my-finetune")
+    unknown = await tokens.count_prompt_tokens(prompts, provider_name="openai", model="my-finetune")
     assert unknown.source == "tiktoken:cl100k_base" and "does not know model 'my-finetune'" in str(unknown.warning)
 
 
@@ -112,7 +112,7 @@ def _hangs(name: str) -> Any:
 @pytest.mark.parametrize(("loader", "reason"), [(_no_network, "ConnectionError"), (_hangs, "timed out")])
 async def test_an_unloadable_encoding_means_the_approximation_never_a_crash(loader: Any, reason: str) -> None:
     count = await tokens.count_prompt_tokens(
-        [ENGLISH, CHINESE], provider="openai", model="davinci-002", encoding_loader=loader, encoding_timeout_s=0.05
+        [ENGLISH, CHINESE], provider_name="openai", model="davinci-002", encoding_loader=loader, encoding_timeout_s=0.05
     )
     assert count.source == "approx" and count.error_bound == tokens.ERROR_BOUND_NON_ASCII
     assert count.counts == (tokens.approx_tokens(ENGLISH), tokens.approx_tokens(CHINESE))
@@ -138,7 +138,7 @@ class FakeAdapter:
 async def test_the_server_route_wins_and_each_distinct_prompt_is_counted_once() -> None:
     adapter = FakeAdapter()
     prompts = ["aa", "b", "aa", "cccc", "b"]
-    count = await tokens.count_prompt_tokens(prompts, provider="openai", model="davinci-002", adapter=adapter)
+    count = await tokens.count_prompt_tokens(prompts, provider_name="openai", model="davinci-002", provider=adapter)
     assert (count.source, count.error_bound, count.warning) == ("server:/tokenize", 0.0, None)
     assert count.counts == (2, 1, 2, 4, 1) and count.total == 10
     assert adapter.calls == [["aa", "b", "cccc"]]
@@ -155,11 +155,11 @@ async def test_the_server_route_wins_and_each_distinct_prompt_is_counted_once() 
 @pytest.mark.parametrize("status", [404, 405, 501])
 async def test_a_server_without_the_route_falls_back_with_a_warning(status: int) -> None:
     adapter = FakeAdapter(error=HTTPStatusError("Not Found", status=status, endpoint="http://ep.test/v1"))
-    count = await tokens.count_prompt_tokens([ENGLISH], provider="vllm", model="m", adapter=adapter)
+    count = await tokens.count_prompt_tokens([ENGLISH], provider_name="vllm", model="m", provider=adapter)
     assert count.source == "approx" and count.counts == (tokens.approx_tokens(ENGLISH),)
     assert count.warning is not None and f"no /tokenize (HTTP {status}" in count.warning
     # an OpenAI-compatible endpoint without the route still gets tiktoken when the provider is openai
-    count = await tokens.count_prompt_tokens([ENGLISH], provider="openai", model="davinci-002", adapter=adapter)
+    count = await tokens.count_prompt_tokens([ENGLISH], provider_name="openai", model="davinci-002", provider=adapter)
     assert count.source == "tiktoken:cl100k_base"
 
 
@@ -173,18 +173,18 @@ async def test_a_server_without_the_route_falls_back_with_a_warning(status: int)
 )
 async def test_other_endpoint_errors_are_raised_not_hidden(error: Exception) -> None:
     with pytest.raises(type(error)):
-        await tokens.count_prompt_tokens([ENGLISH], provider="vllm", model="m", adapter=FakeAdapter(error=error))
+        await tokens.count_prompt_tokens([ENGLISH], provider_name="vllm", model="m", provider=FakeAdapter(error=error))
 
 
 async def test_dialects_without_a_route_get_the_stated_approximation_without_warning() -> None:
     adapter = FakeAdapter(route=None)
-    count = await tokens.count_prompt_tokens([ENGLISH, ENGLISH], provider="together", model="m", adapter=adapter)
+    count = await tokens.count_prompt_tokens([ENGLISH, ENGLISH], provider_name="together", model="m", provider=adapter)
     assert (count.source, count.error_bound, count.warning) == ("approx", tokens.ERROR_BOUND_ASCII, None)
     assert adapter.calls == []
     low, high = count.total_range()
     assert low < count.total < high
     assert low == int(count.total / (1 + tokens.ERROR_BOUND_ASCII))
-    assert (await tokens.count_prompt_tokens([], provider="together", model="m")).counts == ()
+    assert (await tokens.count_prompt_tokens([], provider_name="together", model="m")).counts == ()
 
 
 @respx.mock
@@ -194,6 +194,6 @@ async def test_a_real_vllm_adapter_counts_through_its_route() -> None:
     prompt = rec["request"]["prompt"]
     async with httpx.AsyncClient() as client:
         adapter = VLLM(client, base_url="http://vllm.test/v1", model="smollm2")
-        count = await tokens.count_prompt_tokens([prompt] * 24, provider="vllm", model="smollm2", adapter=adapter)
+        count = await tokens.count_prompt_tokens([prompt] * 24, provider_name="vllm", model="smollm2", provider=adapter)
     assert count.source == "server:/tokenize" and count.counts == (45,) * 24
     assert route.call_count == 1  # 24 identical prompts, one request
