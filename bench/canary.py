@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from auditor.input.items import load_items
-from tests.servers import REPO_ROOT, ManagedServer, VLLMServer, default_server_python
+from tests.support.servers import REPO_ROOT, ManagedServer, VLLMServer, default_server_python
 
 MMLU_TEST = REPO_ROOT.parent / "shared" / "data" / "mmlu" / "test"
 STATUSES = ("leaked-published-order", "leaked-shuffled", "clean")
+# the canary tier's 105 items (tests/integration/test_canary.py), also bench.detection's "e2e" subset
+TIER_SUBSET = {"leaked-published-order": 45, "leaked-shuffled": 15, "clean": 45}
 
 
 def build_canary(timeout: float = 3600) -> Path:

@@ -23,6 +23,7 @@ from auditor.analysis.detector import rebuild_verdict
 from auditor.input.items import Item, load_items
 from bench.canary import (
     STATUSES,
+    TIER_SUBSET,
     audit_model,
     base_model_dir,
     build_canary,
@@ -31,13 +32,12 @@ from bench.canary import (
     subset,
     write_dataset,
 )
-from tests.integration.test_canary import PER_STATUS
 
 PAPER_B = os.environ.get("AUDITOR_BENCH_PAPER_B", "1") == "1"  # IsolationForest: ~0.1 s per item
 
 # e2e: the canary tier's 105 items; half: 200 of the 400 in the same proportions; full: all 400
 SUBSETS: dict[str, dict[str, int]] = {
-    "e2e": PER_STATUS,
+    "e2e": TIER_SUBSET,
     "half": {"leaked-published-order": 75, "leaked-shuffled": 25, "clean": 100},
     "full": {},
 }

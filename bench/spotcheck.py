@@ -24,7 +24,7 @@ from typing import Any
 
 from auditor.run.estimate import render
 from bench.canary import base_model_dir, build_canary, ground_truth, subset, write_dataset
-from tests.servers import VLLMServer, served_tokens
+from tests.support.servers import VLLMServer, served_tokens
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs"

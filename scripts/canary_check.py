@@ -2,7 +2,7 @@
 
 Run with the server venv's interpreter, on a folder written by scripts/build_canary.py:
 
-    .venv-server/bin/python scripts/canary_check.py CANARY_DIR [--per-class 40] [--shuffled 20]
+    .venv-server/bin/python -m scripts.canary_check CANARY_DIR [--per-class 40] [--shuffled 20]
         [--template paper] [--models base 1 3 5] [--out RESULT.json]
 
 Takes a seeded subset of the ground truth (`--per-class` leaked-published and clean items, `--shuffled`
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,19 +36,10 @@ import numpy as np
 # Must be set before torch loads; it does not change any result.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-SCRIPTS = Path(__file__).resolve().parent
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
-
-from build_canary import general_texts, render_doc  # noqa: E402
-
-from auditor.input.items import Item, load_items  # noqa: E402
-from auditor.prompts.align import span_token_range  # noqa: E402
-from auditor.prompts.orderings import BUILTIN, Ordering, Template, orderings_for  # noqa: E402
+from auditor.input.items import Item, load_items
+from auditor.prompts.align import span_token_range
+from auditor.prompts.orderings import BUILTIN, Ordering, Template, orderings_for
+from scripts.build_canary import general_texts, render_doc
 
 GROUND_TRUTH = "ground_truth.json"
 

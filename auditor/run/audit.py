@@ -97,7 +97,7 @@ async def run_audit(
                     results = await scheduler.run(tasks)
             except TimeoutError:  # --max-time: what is in flight was cancelled (and charged)
                 assert budget is not None
-                budget.stopped = budget.stopped or "time"
+                budget.end("time")
                 results = _from_cache(
                     cache, tasks, f"{NOT_SCORED} (budget: --max-time {cfg.limits.seconds:g} s reached)"
                 )

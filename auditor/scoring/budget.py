@@ -92,7 +92,7 @@ class Budget:
     spent_requests: int = 0
     reserved_requests: int = 0
     over_bound: int = 0  # answers whose reported tokens exceeded the reservation (bound too low)
-    stopped: str | None = None  # the limit that stopped the run, once one did
+    _stopped: str | None = field(default=None, init=False)  # the limit that ended the run, once one did
     started: float = field(init=False)
     _event: asyncio.Event | None = field(default=None, init=False, repr=False)
 
@@ -129,8 +129,18 @@ class Budget:
         return Hold(tokens, requests)
 
     def _stop(self, limit: str, message: str) -> None:
-        """Refuse this reservation; the caller decides whether that ends the run (`stopped`)."""
+        """Refuse this reservation; the caller decides whether that ends the run (`end`)."""
         raise BudgetExceeded(limit, message)
+
+    @property
+    def stopped(self) -> str | None:
+        """The limit that ended the run ("tokens", "cost", "requests", "time"), or None."""
+        return self._stopped
+
+    def end(self, limit: str) -> None:
+        """The run ends on `limit`; the first limit that ends it is the one reported."""
+        if self._stopped is None:
+            self._stopped = limit
 
     async def changed(self) -> None:
         """Wait until a reservation is settled, charged or released."""

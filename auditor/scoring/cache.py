@@ -3,7 +3,9 @@
 Key: `v1:` + sha256 of canonical JSON over an explicit allow-list: endpoint base URL, model as
 served, prompt text, and the provider's scoring parameters. Value: tokens, offsets, token ids
 (JSON), log-probabilities (float64 blob, NaN for the first token's null), and a digest over both so
-that a damaged row is detected, discarded and fetched again, never used. Errors are never cached.
+that a damaged row is detected, discarded and fetched again, never used. A failure is never a score:
+prompts that failed for good are rows of their own table (`failures`), so a re-run can retry them
+(`--retry-failed`). The schema is in auditor/scoring/migrations.py.
 """
 
 from __future__ import annotations
@@ -21,32 +23,13 @@ from typing import Any
 
 import numpy as np
 import sqlite_utils
-from sqlite_utils.migrations import Migrations
 
 from auditor.errors import CacheError
+from auditor.scoring.migrations import migrations
 from providers.base import LogprobRecord
 
 KEY_VERSION = "v1"
 DEFAULT_PATH = Path("cache") / "auditor.sqlite"
-
-migrations = Migrations("auditor.cache")  # the name is stored in existing caches: never change it
-
-
-@migrations()
-def m001_scores(db: sqlite_utils.Database) -> None:
-    db["scores"].create(  # type: ignore[union-attr]
-        {
-            "key": str,
-            "endpoint": str,
-            "model": str,
-            "record_json": str,
-            "logprobs": bytes,
-            "digest": str,
-            "created_at": str,
-        },
-        pk="key",
-    )
-
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -188,14 +171,6 @@ class ScoreCache:
         return lo, hi
 
 
-@migrations()
-def m002_probes(db: sqlite_utils.Database) -> None:
-    db["probes"].create(  # type: ignore[union-attr]
-        {"endpoint": str, "model": str, "provider": str, "result_json": str, "probed_at": str},
-        pk=("endpoint", "model", "provider"),
-    )
-
-
 def get_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str) -> dict[str, Any] | None:
     row = cache.db.execute(
         "select result_json from probes where endpoint = ? and model = ? and provider = ?",
@@ -217,14 +192,6 @@ def put_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str, re
             "insert or replace into probes (endpoint, model, provider, result_json, probed_at) values (?, ?, ?, ?, ?)",
             [endpoint, model, provider, canonical_json(result), now],
         )
-
-
-@migrations()
-def m003_failures(db: sqlite_utils.Database) -> None:
-    db["failures"].create(  # type: ignore[union-attr]
-        {"key": str, "endpoint": str, "model": str, "reason": str, "failed_at": str},
-        pk="key",
-    )
 
 
 def get_failure(cache: ScoreCache, key: str) -> str | None:

@@ -159,7 +159,7 @@ class Scheduler:
                 return self.budget.reserve(tokens, requests)
             except BudgetExceeded as err:
                 if err.limit == "time" or self.budget.reserved_requests == 0:
-                    self.budget.stopped = self.budget.stopped or err.limit
+                    self.budget.end(err.limit)
                     raise
             await self.budget.changed()
 
@@ -193,7 +193,7 @@ class Scheduler:
             if self.stopped is None:
                 self.stopped = f"{NOT_SCORED} (budget: {err})"
             if self.budget is not None:
-                self.budget.stopped = self.budget.stopped or err.limit
+                self.budget.end(err.limit)
             self._progress(len(tasks))
             return [PromptResult(None, error=f"{NOT_SCORED} (budget: {err})") for _ in tasks]
         except EndpointError as err:

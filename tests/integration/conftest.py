@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import REPO_ROOT, VLLMServer, default_server_python
+from tests.support.servers import REPO_ROOT, VLLMServer, default_server_python
 
 
 def auditor_cmd() -> list[str]:

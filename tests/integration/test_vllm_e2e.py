@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA
 from tests.integration.conftest import auditor_cmd
-from tests.servers import VLLMServer, scoring_request_count
+from tests.support.servers import VLLMServer, scoring_request_count
 
 pytestmark = pytest.mark.vllm
 

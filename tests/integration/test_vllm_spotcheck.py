@@ -10,7 +10,7 @@ import pytest
 
 from tests.conftest import SHARED_DATA
 from tests.integration.test_vllm_e2e import run_cli
-from tests.servers import VLLMServer, served_tokens
+from tests.support.servers import VLLMServer, served_tokens
 
 pytestmark = pytest.mark.vllm
 

@@ -18,7 +18,7 @@ from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from providers.vllm import VLLM
 from tests.conftest import SHARED_DATA
-from tests.servers import VLLMServer
+from tests.support.servers import VLLMServer
 
 pytestmark = pytest.mark.vllm
 

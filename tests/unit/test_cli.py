@@ -16,7 +16,7 @@ from auditor.cli import main
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from tests.conftest import SHARED_DATA
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case
 
 BASE = "http://fake.test/v1"

@@ -13,7 +13,7 @@ import pytest
 
 from auditor.errors import ResponseFormatError
 from providers.openai_completions import parse_completions
-from tests.faultserver import (
+from tests.support.faultserver import (
     FaultServer,
     FaultServerProcess,
     Rule,

@@ -16,7 +16,7 @@ from typing import Any
 import respx
 
 from auditor.cli import main
-from tests.fakeserver import FakeServer
+from tests.support.fakeserver import FakeServer
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 

@@ -1,4 +1,4 @@
-"""The test-side speed patch for llama-cpp-python's server (tests/llama_server_launch.py) must give the
+"""The test-side speed patch for llama-cpp-python's server (tests/support/llama_server_launch.py) must give the
 stock code's pairs: `list(sorted(zip(row, range(len(row))), reverse=True))[:k]`, same order, same types.
 Pure numpy, no llama_cpp needed; the real comparison with the stock server path is in
 tests/integration/test_llamacpp.py."""
@@ -12,7 +12,7 @@ import types
 import numpy as np
 import pytest
 
-from tests import llama_server_launch as launch
+from tests.support import llama_server_launch as launch
 
 
 def stock(row: np.ndarray, k: int) -> list[tuple[object, int]]:

@@ -14,7 +14,7 @@ from auditor.input.items import Item, load_items
 from auditor.input.sensitivity import order_sensitivity
 from auditor.prompts.orderings import PAPER
 from tests.conftest import SHARED_DATA
-from tests.fakeserver import FakeServer, tokenize
+from tests.support.fakeserver import FakeServer, tokenize
 from tests.unit.test_cli import BASE, serve
 
 SUBJECTS = ("abstract_algebra", "anatomy", "astronomy", "business_ethics", "clinical_knowledge",

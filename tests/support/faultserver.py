@@ -2,7 +2,8 @@
 
 In-process:  `with FaultServer(faults="429,every=3,retry_after=1; reset,p=0.2", seed=7) as srv:` then
              `srv.base_url` ("http://127.0.0.1:P/v1"), `srv.stats()`. Runs in a thread with its own asyncio loop.
-Subprocess:  `python -m tests.faultserver --port P --faults SPEC --seed S --state-file F`, or `FaultServerProcess`,
+Subprocess:  `python -m tests.support.faultserver --port P --faults SPEC --seed S --state-file F`,
+             or `FaultServerProcess`,
              so a test can kill/restart the client or the server (the state file keeps the counts).
 
 Fault spec: rules separated by ";", each `KIND[,KEY=VALUE]...`. Completion requests are numbered n = 1, 2, ... over
@@ -54,9 +55,9 @@ from typing import Any
 
 import httpx
 
-from tests.fakeserver import FakeServer, tokenize
+from tests.support.fakeserver import FakeServer, tokenize
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MIX_DEFAULT = ("429", "500", "502", "503", "reset", "truncate", "invalid", "short", "null")
 KINDS = frozenset({*MIX_DEFAULT, "slow", "drop", "die", "mix"})
 _OPTS: dict[str, Callable[[str], Any]] = {
@@ -429,7 +430,7 @@ def free_port() -> int:
 
 
 class FaultServerProcess:
-    """The fault server as a subprocess (`python -m tests.faultserver`): kill it, let it die, restart it."""
+    """The fault server as a subprocess (`python -m tests.support.faultserver`): kill it, let it die, restart it."""
 
     def __init__(self, state_file: str | os.PathLike[str], faults: str = "", seed: int = 0, *,
                  model: str = "fake-model", port: int = 0) -> None:  # fmt: skip
@@ -443,7 +444,7 @@ class FaultServerProcess:
         args = ["--port", str(self.port), "--faults", self.faults, "--seed", str(self.seed), "--model", self.model]
         with open(f"{self.state_file}.log", "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.faultserver", *args, "--state-file", str(self.state_file)],
+                [sys.executable, "-m", "tests.support.faultserver", *args, "--state-file", str(self.state_file)],
                 cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT,
             )  # fmt: skip
         deadline = time.monotonic() + timeout
@@ -485,7 +486,7 @@ class FaultServerProcess:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m tests.faultserver", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m tests.support.faultserver", description=__doc__.split("\n\n")[0])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="0 = any free port (printed)")
     ap.add_argument("--faults", default="", help="fault spec, see the module docstring")

@@ -2,7 +2,7 @@
 
 Run with the llama venv's interpreter (scripts/setup_llama_env.sh); the arguments are the server's:
 
-    .venv-llama/bin/python tests/llama_server_launch.py --model M.gguf --logits_all true --port P ...
+    .venv-llama/bin/python tests/support/llama_server_launch.py --model M.gguf --logits_all true --port P ...
 
 THE PATCH (test-side only, never part of the auditor): for echo with logprobs, llama-cpp-python 0.3.36
 (`Llama._create_completion`, module `llama_cpp.llama`) ranks the whole vocabulary for every prompt
@@ -16,7 +16,7 @@ with numpy, and `list(<that>)` returns it unchanged. Every other call falls thro
 The pairs are the same as the stock path's, in the same order, with the same types: `(np.float32
 value, int index)`, descending by value and, among equal values, by index (what sorting the tuples
 with reverse=True gives). No logprob is computed differently: `token_logprobs` does not go through
-this code at all. `tests/llama_tools.py check-patch GGUF` runs one echo completion with `logprobs=5`
+this code at all. `tests/support/llama_tools.py check-patch GGUF` runs one echo completion with `logprobs=5`
 in-process with and without the patch and exits non-zero unless the two responses are equal (ids and
 timestamps aside); tests/integration/test_llamacpp.py runs that check for SmolLM2 and Gemma-3.
 
