@@ -12,8 +12,7 @@ import httpx
 from auditor.endpoint.config import EndpointConfig
 from auditor.endpoint.prices import price_for
 from auditor.endpoint.probe import AUTO, HOSTED
-from auditor.errors import UsageError
-from auditor.run.plan import AuditConfig
+from auditor.run.config import METHODS, AuditConfig
 from auditor.scoring.budget import Limits
 from auditor.scoring.cache import DEFAULT_PATH
 from providers.base import provider_names
@@ -68,7 +67,7 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
     v.add_argument(
         "--method",
         default="auditor",
-        choices=("auditor", "paper-a", "paper-b"),
+        choices=METHODS,
         help="auditor (default, calibrated), or the reference rules paper-a / paper-b (uncalibrated)",
     )
     v.add_argument(
@@ -115,8 +114,6 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
 
 
 def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
-    if args.timeout <= 0:
-        raise UsageError("--timeout must be positive")
     return EndpointConfig(
         base_url=args.base_url.rstrip("/"),
         model=args.model,
@@ -131,9 +128,6 @@ def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     """The audit configuration from `run`'s (or `estimate`'s) flags."""
-    for name in ("batch_size", "concurrency", "attempts"):
-        if getattr(args, name) < 1:
-            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.price_per_mtok is None:  # a known hosted model's price (by --provider, or by the host with auto)
         host = httpx.URL(args.base_url).host
         args.price_per_mtok = price_for(HOSTED.get(host, "") if args.provider == AUTO else args.provider, args.model)

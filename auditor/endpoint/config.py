@@ -7,6 +7,7 @@ probe of this endpoint still matches what the server says it is.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ import httpx
 
 from auditor.endpoint.probe import AUTO, ProbeResult, detect, probe, refusal
 from auditor.endpoint.secrets import default_key_env, resolve_api_key
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, UsageError
 from auditor.prompts.orderings import Rendered
 from auditor.scoring.budget import byte_upper_bound
 from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
@@ -34,6 +35,10 @@ class EndpointConfig:
     api_key_file: Path | None = None
     timeout: float = 120.0
     insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise UsageError(f"--timeout must be a positive number of seconds (got {self.timeout})")
 
 
 def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:

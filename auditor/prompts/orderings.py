@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.errors import TemplateError, UsageError
+from auditor.errors import TemplateError
 from auditor.input.items import LABELS, Item
 
 Ordering = tuple[int, ...]
@@ -32,7 +32,7 @@ def orderings_for(n_options: int, *, max_orderings: int, seed: int, item_id: str
     or removing other items never changes an item's orderings.
     """
     if max_orderings < 2:
-        raise UsageError("--max-orderings must be at least 2 (the published order and one other)")
+        raise ValueError("max_orderings must be at least 2 (the published order and one other)")
     identity = tuple(range(n_options))
     if math.factorial(n_options) <= max_orderings:
         return [identity] + [p for p in itertools.permutations(identity) if p != identity]

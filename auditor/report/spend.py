@@ -8,7 +8,8 @@ import math
 from typing import Any
 
 from auditor.analysis.sequential import SequentialTest
-from auditor.run.plan import AuditConfig, Plan
+from auditor.run.config import AuditConfig
+from auditor.run.plan import Plan
 from auditor.scoring.budget import Budget, byte_upper_bound
 from auditor.scoring.scheduler import PromptResult
 

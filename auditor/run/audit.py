@@ -27,7 +27,8 @@ from auditor.endpoint.config import (
 from auditor.errors import AuditorError
 from auditor.report.build import Report, build_report
 from auditor.report.spend import extra_sections
-from auditor.run.plan import AuditConfig, Plan, dataset_sha256, plan_audit
+from auditor.run.config import AuditConfig
+from auditor.run.plan import Plan, dataset_sha256, plan_audit
 from auditor.scoring.budget import Budget
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy

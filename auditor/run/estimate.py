@@ -23,7 +23,8 @@ from auditor.endpoint.prices import price_for
 from auditor.endpoint.probe import AUTO, candidates
 from auditor.endpoint.tokens import TokenCount, approximate, count_prompt_tokens
 from auditor.errors import EndpointError
-from auditor.run.plan import AuditConfig, plan_audit
+from auditor.run.config import AuditConfig
+from auditor.run.plan import plan_audit
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, Provider, provider_class

@@ -12,42 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from auditor.analysis.assess import METHODS, load_control
-from auditor.endpoint.config import EndpointConfig
-from auditor.errors import UsageError
+from auditor.analysis.assess import load_control
 from auditor.input.items import Item, LoadResult, load_items
 from auditor.input.sampling import stratified_sample
 from auditor.input.sensitivity import option_set_key, order_sensitivity
 from auditor.prompts.designs import Design, parse_design
 from auditor.prompts.orderings import Ordering, Rendered, Template, load_template
-from auditor.scoring.budget import Limits
-
-
-@dataclass(frozen=True)
-class AuditConfig:
-    endpoint: EndpointConfig
-    dataset: Path
-    out: Path
-    cache_path: Path
-    limit: int | None = None
-    sample: int | None = None  # --items N: a seeded subject-stratified sample
-    template: str = "paper"
-    max_orderings: int = 120
-    seed: int = 0
-    batch_size: int = 24
-    concurrency: int = 8
-    skip_invalid: bool = False
-    attempts: int = 6
-    retry_failed: bool = False
-    method: str = "auditor"
-    control_run: Path | None = None
-    exclude_order_sensitive: bool = False
-    alpha: float = 0.05
-    orderings: str = "all"  # an ordering design (auditor.prompts.designs)
-    limits: Limits = field(default_factory=Limits)
-    sequential: bool = False
-    tolerance: float = 0.10
-    keep_order_sensitive: bool = False  # --sequential leaves order-sensitive items out unless this is set
+from auditor.run.config import AuditConfig
 
 
 @dataclass
@@ -71,25 +42,12 @@ class Plan:
 
 
 def plan_audit(cfg: AuditConfig) -> Plan:
-    """Everything that needs no network: load, validate, pick orderings, render prompts."""
-    if cfg.limit is not None and cfg.limit < 1:
-        raise UsageError("--limit must be at least 1")
-    if cfg.method not in METHODS:
-        raise UsageError(f"unknown --method {cfg.method!r}; choose one of {', '.join(METHODS)}")
-    if cfg.method.startswith("paper") and cfg.template != "paper":
-        raise UsageError(f"--method {cfg.method} reproduces the reference code, template included: drop --template")
-    if not 0 < cfg.alpha < 1:
-        raise UsageError("--alpha must be between 0 and 1")
+    """Everything that needs no network: load, validate items, pick orderings, render prompts.
+
+    The flags were validated when `cfg` was built (auditor/run/config.py); a control run is read here,
+    before any request, so a bad one fails first."""
     if cfg.control_run is not None:
-        load_control(cfg.control_run)  # fail before any request, not after the audit
-    if cfg.limit is not None and cfg.sample is not None:
-        raise UsageError("give --limit (the first N items) or --items (a stratified sample of N), not both")
-    if cfg.sample is not None and cfg.sample < 1:
-        raise UsageError("--items must be at least 1")
-    if not 0 < cfg.tolerance < 1:
-        raise UsageError("--tolerance must be between 0 and 1 (a leaked fraction, e.g. 0.1)")
-    if cfg.keep_order_sensitive and not cfg.sequential:
-        raise UsageError("--keep-order-sensitive only applies to --sequential (full runs keep them unless excluded)")
+        load_control(cfg.control_run)
     design = parse_design(cfg.orderings)
     loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
     items = loaded.items if cfg.sample is None else stratified_sample(loaded.items, cfg.sample, cfg.seed)

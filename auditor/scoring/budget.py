@@ -44,7 +44,7 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("tokens", "requests", "cost", "seconds", "price_per_mtok"):
             value = getattr(self, name)
-            if value is not None and value <= 0:
+            if value is not None and not (math.isfinite(value) and value > 0):
                 flag = {"price_per_mtok": "price-per-mtok", "seconds": "time"}.get(name, name)
                 raise UsageError(f"--max-{flag} must be positive" if name != "price_per_mtok"
                                  else "--price-per-mtok must be positive")  # fmt: skip

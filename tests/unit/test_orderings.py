@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from auditor.endpoint.config import EndpointConfig
 from auditor.errors import TemplateError, UsageError
 from auditor.input.items import Item
 from auditor.prompts.orderings import MMLU, PAPER, load_template, orderings_for
+from auditor.run.config import AuditConfig
 
 ITEM = Item("x:0", "What is 2+2?", ("3", "4", "5", "6"), 1, "math", "x.csv", 0)
 
@@ -55,7 +57,10 @@ def test_sampled_orderings_seeded_and_distinct() -> None:
 
 
 def test_max_orderings_too_small() -> None:
-    with pytest.raises(UsageError):
+    # the flag is refused where every flag is checked (auditor/run/config.py), before anything runs
+    with pytest.raises(UsageError, match="--max-orderings must be at least 2"):
+        AuditConfig(EndpointConfig("http://x.test/v1"), Path("d"), Path("o"), Path("c"), max_orderings=1)
+    with pytest.raises(ValueError):
         orderings_for(4, max_orderings=1, seed=0, item_id="q")
 
 
