@@ -15,13 +15,13 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 
 from auditor.errors import AlignmentError, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers.base import EndpointInfo, LogprobRecord, request_json
+from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
 Bad = Callable[[str], ResponseFormatError]
 T = TypeVar("T")
@@ -133,33 +133,39 @@ async def best_effort_version(client: httpx.AsyncClient, url: str, key: str = "v
     return None
 
 
-async def describe_listed(
-    client: httpx.AsyncClient,
-    *,
-    base_url: str,
-    model: str,
-    models_url: str,
-    route: str,
-    server: str | None,
-    version_url: str | None = None,
-    context_key: str = "max_model_len",
-    extra_key: str | None = "root",
-) -> tuple[EndpointInfo, dict[str, Any]]:
-    """`describe` for endpoints that list their models (OpenAI-style `GET .../models`): the served
-    entry for `model` (or the only one), a best-effort version, and the entry itself for callers that
-    read more of it."""
-    data = await request_json(client, "GET", models_url, endpoint=base_url)
-    entry = pick_model(data, model, bad_for(base_url), route)
-    context = entry.get(context_key)
-    info = EndpointInfo(
-        base_url=base_url,
-        model=str(entry["id"]),
-        server=server,
-        server_version=await best_effort_version(client, version_url) if version_url else None,
-        max_model_len=context if isinstance(context, int) else None,
-        extra={extra_key: entry[extra_key]} if extra_key and entry.get(extra_key) else {},
-    )
-    return info, entry
+class ListsModels(Provider):
+    """`describe` for endpoints that list their models (OpenAI-style `GET .../models`): the served entry
+    for `model` (or the only one served), a best-effort version, the context length and one extra field.
+    Subclasses set the routes and field names; `describe_entry` also returns the entry itself."""
+
+    server_name: ClassVar[str | None] = None
+    models_route: ClassVar[str] = "/models"  # below base_url
+    version_route: ClassVar[str | None] = "/version"  # below the server root
+    context_key: ClassVar[str] = "max_model_len"
+    extra_key: ClassVar[str | None] = "root"
+
+    def models_url(self) -> str:
+        return f"{self.base_url}{self.models_route}"
+
+    async def describe(self) -> EndpointInfo:
+        info, _ = await self.describe_entry()
+        return info
+
+    async def describe_entry(self) -> tuple[EndpointInfo, dict[str, Any]]:
+        data = await request_json(self._client, "GET", self.models_url(), endpoint=self.base_url)
+        entry = pick_model(data, self.model, bad_for(self.base_url), self.models_route)
+        context = entry.get(self.context_key)
+        version_url = f"{root_url(self.base_url)}{self.version_route}" if self.version_route else None
+        extra = self.extra_key
+        info = EndpointInfo(
+            base_url=self.base_url,
+            model=str(entry["id"]),
+            server=self.server_name,
+            server_version=await best_effort_version(self._client, version_url) if version_url else None,
+            max_model_len=context if isinstance(context, int) else None,
+            extra={extra: entry[extra]} if extra and entry.get(extra) else {},
+        )
+        return info, entry
 
 
 def ordered_choices(data: Any, n: int, bad: Bad) -> list[dict[str, Any]]:

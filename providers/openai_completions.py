@@ -13,8 +13,8 @@ from typing import Any
 
 from auditor.errors import AlignmentError, CapabilityError, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers._common import describe_listed, ordered_choices, root_url
-from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
+from providers._common import ListsModels, ordered_choices
+from providers.base import EndpointInfo, LogprobRecord, request_json
 
 LLAMA_CPP_PYTHON_HINT = (
     "this is llama-cpp-python's server (GET /models: owned_by 'me'); use its dialect, --provider llama-cpp-python:"
@@ -28,7 +28,7 @@ def looks_like_llama_cpp_python(entry: dict[str, Any]) -> bool:
     return entry.get("owned_by") == "me" and isinstance(entry.get("permissions"), list)
 
 
-class OpenAICompletions(Provider):
+class OpenAICompletions(ListsModels):
     name = "openai-completions"
     refuses_llama_cpp_python = True  # seen with a real llama-cpp-python 0.3.36: shifted logprobs accepted
 
@@ -51,15 +51,7 @@ class OpenAICompletions(Provider):
         }
 
     async def describe(self) -> EndpointInfo:
-        info, entry = await describe_listed(
-            self._client,
-            base_url=self.base_url,
-            model=self.model,
-            models_url=f"{self.base_url}/models",
-            route="/models",
-            server=None,
-            version_url=f"{root_url(self.base_url)}/version",
-        )
+        info, entry = await self.describe_entry()
         if self.refuses_llama_cpp_python and looks_like_llama_cpp_python(entry):
             raise CapabilityError(LLAMA_CPP_PYTHON_HINT, endpoint=self.base_url)
         owned = entry.get("owned_by")

@@ -28,21 +28,27 @@ from collections.abc import Sequence
 from typing import Any
 
 from providers._common import (
+    ListsModels,
     bad_for,
     build_record,
-    describe_listed,
     map_bounded,
     root_url,
     token_count,
 )
-from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
+from providers.base import LogprobRecord, request_json
 
 TOKENIZE_BATCH = 64  # prompts per /v1/tokenize request (it takes a list)
 
 
-class SGLang(Provider):
+class SGLang(ListsModels):
     name = "sglang"
     tokenize_route = "/v1/tokenize"
+    server_name = "sglang"
+    models_route = "/v1/models"  # below the server root (native routes)
+    version_route = "/get_server_info"
+
+    def models_url(self) -> str:
+        return f"{root_url(self.base_url)}{self.models_route}"
 
     def scoring_params(self) -> dict[str, Any]:
         return {"dialect": self.name, "logprob_start_len": 0, "temperature": 0}
@@ -55,19 +61,6 @@ class SGLang(Provider):
             "return_text_in_logprobs": True,
             "sampling_params": {"max_new_tokens": self.max_tokens, "temperature": 0},
         }
-
-    async def describe(self) -> EndpointInfo:
-        root = root_url(self.base_url)
-        info, _ = await describe_listed(
-            self._client,
-            base_url=self.base_url,
-            model=self.model,
-            models_url=f"{root}/v1/models",
-            route="/v1/models",
-            server="sglang",
-            version_url=f"{root}/get_server_info",
-        )
-        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         url = f"{root_url(self.base_url)}/generate"

@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from providers._common import bad_for, build_record, check_usage, describe_listed
-from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
+from providers._common import ListsModels, bad_for, build_record, check_usage
+from providers.base import LogprobRecord, request_json
 
 
-class Together(Provider):
+class Together(ListsModels):
     name = "together"
+    server_name = "together"
+    version_route = None
+    context_key = "context_length"
+    extra_key = "type"
 
     @property
     def max_prompts_per_request(self) -> int:
@@ -38,19 +42,6 @@ class Together(Provider):
             "max_tokens": self.max_tokens,
             "temperature": 0,
         }
-
-    async def describe(self) -> EndpointInfo:
-        info, _ = await describe_listed(
-            self._client,
-            base_url=self.base_url,
-            model=self.model,
-            models_url=f"{self.base_url}/models",
-            route="/models",
-            server="together",
-            context_key="context_length",
-            extra_key="type",
-        )
-        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         if len(prompts) != 1:

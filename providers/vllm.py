@@ -28,24 +28,25 @@ from typing import Any
 
 from providers._common import (
     Bad,
+    ListsModels,
     bad_for,
     build_record,
     check_usage,
-    describe_listed,
     map_bounded,
     ordered_choices,
     root_url,
     token_count,
 )
-from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
+from providers.base import LogprobRecord, request_json
 
 MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
 
 
-class VLLM(Provider):
+class VLLM(ListsModels):
     honours_max_tokens_zero = False
     name = "vllm"
     tokenize_route = "/tokenize"
+    server_name = "vllm"
 
     @property
     def max_prompts_per_request(self) -> int:
@@ -63,18 +64,6 @@ class VLLM(Provider):
             "temperature": 0,
             "return_token_ids": True,
         }
-
-    async def describe(self) -> EndpointInfo:
-        info, _ = await describe_listed(
-            self._client,
-            base_url=self.base_url,
-            model=self.model,
-            models_url=f"{self.base_url}/models",
-            route="/models",
-            server="vllm",
-            version_url=f"{root_url(self.base_url)}/version",
-        )
-        return info
 
     async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
         url, body = f"{self.base_url}/completions", self.request_body(prompts)
