@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_SLICES = FIXTURES / "data"  # small slices of real benchmarks, with their licences (LICENSES.md)
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data, as CI has it
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The staged benchmark files beside the repository, for tests marked `shared_data`; skip without them."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"needs the staged benchmark files in {SHARED_DATA} (../shared/data beside the repo, as in CI)")
+    return SHARED_DATA
 
 
 def load_fixture(rel: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from auditor import __version__
+from auditor.cli.datasets import datasets_command
 from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
 from auditor.cli.probe import probe_command
 from auditor.cli.run import estimate_command, print_outcome, run_command
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     est = sub.add_parser("estimate", help="what `run` with the same flags would cost, before any scoring request")
     audit_options(est, estimate=True)
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+    sub.add_parser("datasets", help="list the benchmark samples shipped with auditor (--dataset NAME)")
     return parser
 
 
@@ -56,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     try:
-        command = {"probe": probe_command, "run": run_command, "estimate": estimate_command}[args.command]
+        commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command}
+        command = commands.get(args.command, datasets_command)
         return asyncio.run(command(args))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)

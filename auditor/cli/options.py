@@ -47,10 +47,19 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
     """`run`'s flags; `estimate` takes the same ones (less --out) so one command line prices the other."""
     endpoint_options(run)
     d = run.add_argument_group("audit")
-    d.add_argument("--dataset", type=Path, required=True, help="benchmark file or directory")
+    d.add_argument(
+        "--dataset",
+        type=Path,
+        required=True,
+        help="a bundled benchmark by name (mmlu, arc-challenge, ...: see `auditor datasets`), or a file or directory",
+    )
     if not estimate:
         d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
-    d.add_argument("--limit", type=int, help="use the first N items (files sorted by name, rows in order)")
+    d.add_argument(
+        "--limit",
+        type=int,
+        help="the first N items (files by name, rows in order): a prefix, not a sample; prefer --items N",
+    )
     d.add_argument(
         "--items", type=int, dest="sample", metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
     )

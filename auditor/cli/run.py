@@ -56,6 +56,7 @@ def print_outcome(outcome: AuditOutcome) -> None:
     st = outcome.stats
     secs = max(outcome.seconds, 1e-9)
     n_items = outcome.report.data["summary"]["n_items"] + outcome.report.data["summary"]["n_failed"]
+    print(f"audited: {outcome.report.data['provenance']['dataset'].get('description', '')}")
     print(summary_line(outcome.report))
     print(f"items: {n_items} in {outcome.seconds:.1f} s ({n_items / secs:.2f} items/s)")
     print(

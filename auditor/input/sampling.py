@@ -30,3 +30,18 @@ def stratified_sample(items: Sequence[Item], n: int, seed: int) -> list[Item]:
         rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
         chosen += [int(x) for x in rng.choice(by_subject[s], size=q, replace=False)]
     return [items[i] for i in sorted(chosen)]
+
+
+def per_subject_sample(items: Sequence[Item], k: int, seed: int) -> list[Item]:
+    """`k` items of every subject (all of a subject with fewer), drawn at random within each subject with
+    `seed` as `stratified_sample` draws them; returned in load order."""
+    by_subject: dict[str, list[int]] = defaultdict(list)
+    for i, it in enumerate(items):
+        by_subject[it.subject].append(i)
+    chosen: list[int] = []
+    for s in sorted(by_subject):
+        digest = hashlib.sha256(f"{seed}\x00{s}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        pool = by_subject[s]
+        chosen += [int(x) for x in rng.choice(pool, size=min(k, len(pool)), replace=False)]
+    return [items[i] for i in sorted(chosen)]

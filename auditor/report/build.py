@@ -228,6 +228,8 @@ def render_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"# Leakage audit: `{ep['model']}` on `{ds['path']}`",
         "",
+        f"Audited: {ds.get('description') or ds['path']}.",
+        "",
         *(_partial_note(data) if s.get("partial") else []),
         f"**Verdict: {s['verdict'].replace('_', ' ')}** ({s['method']} method): {s['verdict_text']}.",
         "",
@@ -284,6 +286,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         + (f", server {ep['server']} {ep['server_version'] or ''}".rstrip() if ep.get("server") else ""),
         f"- dataset: `{ds['path']}`, {ds['files']} file(s), sha256 `{ds['sha256']}`,"
         f" {ds['items_loaded']} items loaded" + (f", first {ds['limit']} used" if ds.get("limit") else ""),
+        *([f"- bundled sample `{b['name']}`: {b['source']}; licence {b['licence']}"] if (b := ds.get("bundled"))
+          else []),
         f"- template: `{prov['template']['name']}`; max orderings {prov['max_orderings']}; seed {prov['seed']}",
         f"- tool: auditor {prov['tool']['version']}; scored between {prov['time']['first_scored']}"
         f" and {prov['time']['last_scored']}",

@@ -202,7 +202,12 @@ def _provenance(
         },
         "dataset": {
             "path": str(cfg.dataset),
-            "sha256": dataset_sha256(plan.load.files, cfg.dataset),
+            "description": plan.description,
+            "bundled": None if plan.bundled is None else {
+                "name": plan.bundled.name, "source": plan.bundled.source, "licence": plan.bundled.licence,
+                "items_sha256": plan.bundled.meta["items_sha256"],
+            },
+            "sha256": dataset_sha256(plan.load.files, plan.path),
             "files": len(plan.load.files),
             "items_loaded": len(plan.load.items),
             "items_skipped_invalid": len(plan.load.skipped),

@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from auditor.analysis.assess import load_control
+from auditor.errors import UsageError
+from auditor.input.catalog import Bundled, Selection, describe, resolve
 from auditor.input.items import Item, LoadResult, load_items
 from auditor.input.sampling import stratified_sample
 from auditor.input.sensitivity import option_set_key, order_sensitivity
@@ -31,6 +33,9 @@ class Plan:
     design: Design
     candidates: list[Item]  # the selection before --sequential set items aside
     set_aside: dict[str, list[str]] = field(default_factory=dict)  # reason -> item ids (--sequential)
+    path: Path = Path()  # what was loaded: the --dataset path, or a bundled sample's items.jsonl
+    bundled: Bundled | None = None
+    description: str = ""  # exactly which items: e.g. "285 of 14,042 MMLU test items, 5 per subject, seed 0"
 
     @property
     def n_prompts(self) -> int:
@@ -49,9 +54,23 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     if cfg.control_run is not None:
         load_control(cfg.control_run)
     design = parse_design(cfg.orderings)
-    loaded = load_items(cfg.dataset, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
+    path, bundled = resolve(cfg.dataset)
+    if bundled is not None and cfg.limit is not None:
+        raise UsageError(f"--limit takes the first N rows; on the bundled `{bundled.name}` use --items N (stratified)")
+    loaded = load_items(path, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
     items = loaded.items if cfg.sample is None else stratified_sample(loaded.items, cfg.sample, cfg.seed)
     candidates = list(items)
+    selection = Selection(
+        n_items=len(items),
+        n_loaded=len(loaded.items),
+        n_skipped=len(loaded.skipped),
+        files=loaded.files,
+        files_read=list(dict.fromkeys(it.source for it in items)),
+        limit=cfg.limit,
+        sample=cfg.sample,
+        seed=cfg.seed,
+        n_subjects=len({it.subject for it in items}),
+    )
     set_aside: dict[str, list[str]] = {}
     if cfg.sequential:
         items, set_aside = sequential_order(items, cfg.seed, keep_order_sensitive=cfg.keep_order_sensitive)
@@ -60,7 +79,8 @@ def plan_audit(cfg: AuditConfig) -> Plan:
         design.prompts(len(it.options), seed=cfg.seed, item_id=it.id, max_orderings=cfg.max_orderings) for it in items
     ]
     rendered = [[template.render(it, p) for p in perms] for it, perms in zip(items, orderings, strict=True)]
-    return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside)
+    return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside, path, bundled,
+                describe(cfg.dataset, bundled, selection))  # fmt: skip
 
 
 def sequential_order(

@@ -38,7 +38,8 @@ SPOT_BUDGET = 2_000_000
 
 
 @pytest.fixture(scope="module")
-def canary() -> Path:
+def canary(shared_data: Path) -> Path:
+    """Built from the MMLU test split in ../shared/data (skips without it)."""
     return build_canary()
 
 

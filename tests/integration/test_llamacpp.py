@@ -32,7 +32,7 @@ from auditor.prompts.orderings import PAPER, orderings_for
 from providers._common import build_record
 from providers.base import LogprobRecord
 from providers.llama_cpp import SHIFT_FIX, LlamaCppPython
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.integration.conftest import auditor_cmd
 from tests.support.servers import (
     LLAMA_TOOLS,
@@ -170,7 +170,7 @@ def test_audit_scores_equal_in_process_logits(smollm2: LlamaCppServer, smollm2_g
     out = tmp_path / "run"
     t0 = time.monotonic()
     proc = run_cli("run", "--base-url", smollm2.base_url, "--model", "smollm2",
-                   "--dataset", str(SHARED_DATA / "mmlu" / "test"), "--limit", str(N_ITEMS),
+                   "--dataset", str(DATA_SLICES / "mmlu" / "test"), "--limit", str(N_ITEMS),
                    "--max-orderings", str(K), "--out", str(out), "--cache", str(tmp_path / "c.db"))  # fmt: skip
     seconds = time.monotonic() - t0
     assert proc.returncode == 0, proc.stderr
@@ -179,7 +179,7 @@ def test_audit_scores_equal_in_process_logits(smollm2: LlamaCppServer, smollm2_g
     assert report["provenance"]["endpoint"]["provider"] == "llama-cpp-python"
     print(f"audit: {N_ITEMS * K} prompts in {seconds:.1f} s ({N_ITEMS * K / seconds:.2f} prompts/s, probe included)")
 
-    items: dict[str, Item] = {it.id: it for it in load_items(SHARED_DATA / "mmlu" / "test", limit=N_ITEMS).items}
+    items: dict[str, Item] = {it.id: it for it in load_items(DATA_SLICES / "mmlu" / "test", limit=N_ITEMS).items}
     rendered = [
         (row, k, PAPER.render(items[row["id"]], tuple(perm)))
         for row in report["items"]
@@ -198,7 +198,7 @@ def test_audit_scores_equal_in_process_logits(smollm2: LlamaCppServer, smollm2_g
 async def test_served_tokens_equal_in_process_logits(smollm2: LlamaCppServer, smollm2_gguf: Path) -> None:
     """Token by token, for the K orderings of two items (scored in that order, so the server reuses the KV
     cache of each previous prompt's shared prefix); the one-token shift would be ~1-10 nats off."""
-    items = load_items(SHARED_DATA / "mmlu" / "test", limit=2).items
+    items = load_items(DATA_SLICES / "mmlu" / "test", limit=2).items
     texts = [PAPER.render(it, p).text for it in items for p in orderings_for(4, max_orderings=K, seed=0, item_id=it.id)]
     async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
         adapter = LlamaCppPython(client, base_url=smollm2.base_url, model="smollm2")
@@ -225,7 +225,7 @@ async def test_without_bos_override_the_shift_is_refused(smollm2_gguf: Path, tmp
     llama-cpp-python dialect refuses it with the fix, and the probe finds no usable dialect (the generic
     one steps aside on this server, it cannot see the shift)."""
     server = serve(smollm2_gguf, "smollm2", (), tmp_path / "nobos.log")
-    text = PAPER.render(load_items(SHARED_DATA / "mmlu" / "test", limit=1).items[0], (0, 1, 2, 3)).text
+    text = PAPER.render(load_items(DATA_SLICES / "mmlu" / "test", limit=1).items[0], (0, 1, 2, 3)).text
     try:
         async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:
             adapter = LlamaCppPython(client, base_url=server.base_url, model="smollm2")
@@ -256,7 +256,7 @@ async def test_without_bos_override_the_shift_is_refused(smollm2_gguf: Path, tmp
 
 
 def gemma_texts(n: int) -> list[str]:
-    item = load_items(SHARED_DATA / "mmlu" / "test", limit=1).items[0]
+    item = load_items(DATA_SLICES / "mmlu" / "test", limit=1).items[0]
     return [PAPER.render(item, p).text for p in orderings_for(4, max_orderings=n, seed=0, item_id=item.id)]
 
 

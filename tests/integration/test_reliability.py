@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.support.faultserver import FaultServer, FaultServerProcess
 
 pytestmark = pytest.mark.reliability
@@ -27,7 +27,7 @@ N_ITEMS = 12  # x 24 orderings = 288 prompts
 
 
 def make_dataset(root: Path, n: int) -> Path:
-    src = SHARED_DATA / "mmlu" / "test" / "abstract_algebra_test.csv"
+    src = DATA_SLICES / "mmlu" / "test" / "abstract_algebra_test.csv"
     d = root / f"data{n}"
     d.mkdir()
     (d / "abstract_algebra_test.csv").write_text(

@@ -18,7 +18,7 @@ from auditor.prompts.orderings import PAPER, orderings_for
 from providers.base import LogprobRecord
 from providers.openai_completions import OpenAICompletions
 from providers.vllm import VLLM
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.support.servers import VLLMServer, scoring_request_count
 
 pytestmark = pytest.mark.vllm
@@ -33,7 +33,7 @@ def _max_token_diff(a: LogprobRecord, b: LogprobRecord) -> float:
 
 async def test_vllm_and_echo_adapters_score_spans_identically(server_log_on_failure: VLLMServer) -> None:
     s = server_log_on_failure
-    items = load_items(SHARED_DATA / "mmlu" / "test", limit=N_ITEMS).items
+    items = load_items(DATA_SLICES / "mmlu" / "test", limit=N_ITEMS).items
     assert len(items) == N_ITEMS
     async with httpx.AsyncClient(timeout=httpx.Timeout(600.0)) as client:
         echo = OpenAICompletions(client, base_url=s.base_url, model="smollm2", max_tokens=0, batch_size=K)

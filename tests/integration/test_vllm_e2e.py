@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.integration.conftest import auditor_cmd
 from tests.support.servers import VLLMServer, scoring_request_count
 
@@ -33,7 +33,7 @@ def test_probe_real_vllm(server_log_on_failure: VLLMServer, tmp_path: Path) -> N
 def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServer, tmp_path: Path) -> None:
     s = server_log_on_failure
     out, cache = tmp_path / "m1", tmp_path / "auditor.sqlite"
-    args = ["run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(SHARED_DATA / "mmlu" / "test"),
+    args = ["run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(DATA_SLICES / "mmlu" / "test"),
             "--limit", "20", "--out", str(out), "--cache", str(cache)]
     before = scoring_request_count(s)
     t0 = time.monotonic()
@@ -66,12 +66,15 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
     assert (out / "report.json").read_bytes() == js and (out / "report.md").read_bytes() == md
 
 
-def test_multibyte_text_aligns_on_real_tokenizer(server_log_on_failure: VLLMServer, tmp_path: Path) -> None:
-    """CMMLU (Chinese): byte-level BPE splits characters across tokens; every prompt must still align."""
+def test_multibyte_text_aligns_on_real_tokenizer(
+    server_log_on_failure: VLLMServer, tmp_path: Path, shared_data: Path
+) -> None:
+    """CMMLU (Chinese, from ../shared/data): byte-level BPE splits characters across tokens; every prompt must
+    still align."""
     s = server_log_on_failure
     out = tmp_path / "cmmlu"
     proc = run_cli("run", "--base-url", s.base_url, "--model", "smollm2",
-                   "--dataset", str(SHARED_DATA / "cmmlu" / "test" / "agronomy.csv"), "--limit", "3",
+                   "--dataset", str(shared_data / "cmmlu" / "test" / "agronomy.csv"), "--limit", "3",
                    "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--template", "mmlu")
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())

@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SHARED_DATA
 from tests.integration.test_vllm_e2e import run_cli
 from tests.support.servers import VLLMServer, served_tokens
 
 pytestmark = pytest.mark.vllm
 
-MMLU = str(SHARED_DATA / "mmlu" / "test")
+MMLU = "mmlu"  # the bundled sample (285 items, 5 per subject)
 
 
 def test_estimate_matches_the_tokens_the_server_counts(server_log_on_failure: VLLMServer, tmp_path: Path) -> None:

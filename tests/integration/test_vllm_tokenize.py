@@ -17,7 +17,7 @@ import pytest
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from providers.vllm import VLLM
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.support.servers import VLLMServer
 
 pytestmark = pytest.mark.vllm
@@ -27,7 +27,7 @@ N_ITEMS = 10
 
 async def test_tokenize_counts_equal_completions_usage(server_log_on_failure: VLLMServer) -> None:
     s = server_log_on_failure
-    items = load_items(SHARED_DATA / "mmlu" / "test", limit=N_ITEMS).items
+    items = load_items(DATA_SLICES / "mmlu" / "test", limit=N_ITEMS).items
     prompts = [PAPER.render(item, tuple(range(len(item.options)))).text for item in items]
     assert len(prompts) == N_ITEMS
     async with httpx.AsyncClient(timeout=httpx.Timeout(300.0)) as client:

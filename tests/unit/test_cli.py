@@ -15,7 +15,7 @@ import respx
 from auditor.cli import main
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.support.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case
 
@@ -27,7 +27,7 @@ def dataset(tmp_path: Path) -> Path:
     d = tmp_path / "mmlu"
     d.mkdir()
     for name in ("abstract_algebra_test.csv", "anatomy_test.csv"):
-        lines = (SHARED_DATA / "mmlu" / "test" / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        lines = (DATA_SLICES / "mmlu" / "test" / name).read_text(encoding="utf-8").splitlines(keepends=True)
         (d / name).write_text("".join(lines[:10]), encoding="utf-8")
     return d
 

@@ -1,8 +1,9 @@
 """Tests for auditor.input.items: every supported format (from slices of the real benchmark files), the id
 scheme, answer and subject parsing, file ordering, and malformed input.
 
-Real data is read from /work/shared/data (read-only); the format tests copy a few records of it into
-tmp_path so that nothing large is committed. Tests that need it are skipped when it is not staged.
+The format tests copy records of real benchmark files into tmp_path: MMLU, ARC and MMLU-Pro from the slices in
+tests/fixtures/data (with their licences); CMMLU, C-Eval, the reference paper's example and whole benchmarks from
+../shared/data, in tests marked `shared_data` (CI runs them; they skip when the data is not beside the repo).
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ import pytest
 
 from auditor.errors import DatasetError
 from auditor.input.items import Item, LoadResult, load_items
-
-DATA = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared benchmark data not staged")
-
+from tests.conftest import DATA_SLICES
 
 # ---------------------------------------------------------------- helpers
 
@@ -66,9 +64,8 @@ def load_one(tmp_path: Path, name: str, content: str | bytes, **kwargs: Any) -> 
 # ---------------------------------------------------------------- formats, from real data
 
 
-@needs_data
 def test_mmlu_headerless_csv(tmp_path: Path) -> None:
-    src = DATA / "mmlu/test/abstract_algebra_test.csv"
+    src = DATA_SLICES / "mmlu/test/abstract_algebra_test.csv"
     res = load_one(tmp_path, "abstract_algebra_test.csv", csv_slice(src, 0, 3, header=False))
     assert [i.id for i in res.items] == [f"abstract_algebra_test:{k}" for k in range(3)]
     first = res.items[0]
@@ -87,10 +84,10 @@ def test_mmlu_headerless_csv(tmp_path: Path) -> None:
     assert res.skipped == [] and res.ignored_files == []
 
 
-@needs_data
-def test_cmmlu_csv_with_unnamed_index_column(tmp_path: Path) -> None:
+@pytest.mark.shared_data
+def test_cmmlu_csv_with_unnamed_index_column(tmp_path: Path, shared_data: Path) -> None:
     # rows 100..102: the index column says 100..102, but an unnamed index is not an id
-    src = DATA / "cmmlu/test/agronomy.csv"
+    src = shared_data / "cmmlu/test/agronomy.csv"
     res = load_one(tmp_path, "agronomy.csv", csv_slice(src, 100, 103, header=True))
     assert [i.id for i in res.items] == ["agronomy:0", "agronomy:1", "agronomy:2"]
     item = res.items[0]
@@ -100,9 +97,9 @@ def test_cmmlu_csv_with_unnamed_index_column(tmp_path: Path) -> None:
     assert item.subject == "agronomy"
 
 
-@needs_data
-def test_ceval_csv_with_id_column(tmp_path: Path) -> None:
-    src = DATA / "ceval/val/accountant_val.csv"
+@pytest.mark.shared_data
+def test_ceval_csv_with_id_column(tmp_path: Path, shared_data: Path) -> None:
+    src = shared_data / "ceval/val/accountant_val.csv"
     res = load_one(tmp_path, "accountant_val.csv", csv_slice(src, 10, 13, header=True))
     # the C-Eval id column is per file, so it is qualified by the stem; row is still the data row
     assert [i.id for i in res.items] == ["accountant_val:10", "accountant_val:11", "accountant_val:12"]
@@ -113,29 +110,26 @@ def test_ceval_csv_with_id_column(tmp_path: Path) -> None:
     assert {i.subject for i in res.items} == {"accountant"}
 
 
-@needs_data
-def test_ceval_test_split_has_no_answers(tmp_path: Path) -> None:
-    src = DATA / "ceval/test/accountant_test.csv"
+@pytest.mark.shared_data
+def test_ceval_test_split_has_no_answers(tmp_path: Path, shared_data: Path) -> None:
+    src = shared_data / "ceval/test/accountant_test.csv"
     res = load_one(tmp_path, "accountant_test.csv", csv_slice(src, 0, 3, header=True))
     assert [i.answer for i in res.items] == [None, None, None]
     assert res.items[0].options[3] == "代理理论是对权衡理论的扩展"
     assert res.items[0].subject == "accountant"
 
 
-@needs_data
-def test_ceval_dev_explanation_column_is_not_an_option(tmp_path: Path) -> None:
-    src = DATA / "ceval/dev/accountant_dev.csv"
+@pytest.mark.shared_data
+def test_ceval_dev_explanation_column_is_not_an_option(tmp_path: Path, shared_data: Path) -> None:
+    src = shared_data / "ceval/dev/accountant_dev.csv"
     res = load_one(tmp_path, "accountant_dev.csv", csv_slice(src, 0, 2, header=True))
     assert res.items[0].options == ("增量预算", "零基预算", "固定预算", "弹性预算")
     assert res.items[0].answer == 1
 
 
-@needs_data
 def test_arc_original_jsonl(tmp_path: Path) -> None:
-    dev = DATA / "arc/original_jsonl_subset/ARC-Challenge-Dev.jsonl"
-    test = DATA / "arc/original_jsonl_subset/ARC-Challenge-Test.jsonl"
-    # line 0: 4 choices; dev line 35: 3 choices; test line 823: 5 choices
-    content = jsonl_slice(dev, 0, 35) + jsonl_slice(test, 823)
+    # the slice holds dev line 0 (4 choices), dev line 35 (3 choices) and test line 823 (5 choices)
+    content = (DATA_SLICES / "arc/ARC-Challenge-Dev.jsonl").read_text(encoding="utf-8")
     res = load_one(tmp_path, "ARC-Challenge-Dev.jsonl", content)
     a, b, c = res.items
     assert a.id == "Mercury_SC_407695"
@@ -152,9 +146,8 @@ def test_arc_original_jsonl(tmp_path: Path) -> None:
     assert [i.row for i in res.items] == [0, 1, 2]
 
 
-@needs_data
 def test_mmlu_pro_jsonl(tmp_path: Path) -> None:
-    src = DATA / "mmlu_pro/test.jsonl"
+    src = DATA_SLICES / "mmlu_pro/test.jsonl"
     res = load_one(tmp_path, "test.jsonl", jsonl_slice(src, 0, 1, 2))
     first = res.items[0]
     assert first.id == "70"  # question_id, an int in the file
@@ -165,27 +158,26 @@ def test_mmlu_pro_jsonl(tmp_path: Path) -> None:
     assert first.subject == "business"  # "category"
 
 
-@needs_data
 def test_mmlu_pro_line_with_nel_character(tmp_path: Path) -> None:
-    """Line 5073 of the real file has U+0085 (NEL) inside a string; JSONL lines end only at '\\n'."""
-    src = DATA / "mmlu_pro/test.jsonl"
-    res = load_one(tmp_path, "test.jsonl", jsonl_slice(src, 5071, 5072, 5073))
+    """Line 5073 of the real file (4 of the slice) has U+0085 (NEL) inside a string; JSONL lines end only at '\\n'."""
+    src = DATA_SLICES / "mmlu_pro/test.jsonl"
+    res = load_one(tmp_path, "test.jsonl", jsonl_slice(src, 3, 4, 5))
     assert len(res.items) == 3
     assert res.items[1].id == "5215"
     assert "\x85" in res.items[1].question
 
 
-@needs_data
-def test_mmlu_pro_whole_file() -> None:
-    res = load_items(DATA / "mmlu_pro/test.jsonl", skip_invalid=True)
+@pytest.mark.shared_data
+def test_mmlu_pro_whole_file(shared_data: Path) -> None:
+    res = load_items(shared_data / "mmlu_pro/test.jsonl", skip_invalid=True)
     assert len(res.items) + len(res.skipped) == 12030
     assert len(res.skipped) == 1 and "identical" in res.skipped[0].reason
     assert len({i.id for i in res.items}) == len(res.items)
 
 
-@needs_data
-def test_reference_paper_format(tmp_path: Path) -> None:
-    data = json.loads((DATA / "reference_ni2024_example/example_data.json").read_text(encoding="utf-8"))
+@pytest.mark.shared_data
+def test_reference_paper_format(tmp_path: Path, shared_data: Path) -> None:
+    data = json.loads((shared_data / "reference_ni2024_example/example_data.json").read_text(encoding="utf-8"))
     content = json.dumps([data[0], data[1], data[57]], ensure_ascii=False, indent=4)
     res = load_one(tmp_path, "example_data.json", content)
     assert [i.id for i in res.items] == ["example_data:0", "example_data:1", "example_data:2"]
@@ -214,9 +206,9 @@ ROWS_WITH_EMPTY_OPTION = [12, 24, 67, 91, 225, 338, 362, 827, 838, 903, 934]
 ROW_WITH_DUPLICATE_OPTIONS = 120
 
 
-@needs_data
-def test_reference_paper_file_invalid_rows() -> None:
-    path = DATA / "reference_ni2024_example/example_data.json"
+@pytest.mark.shared_data
+def test_reference_paper_file_invalid_rows(shared_data: Path) -> None:
+    path = shared_data / "reference_ni2024_example/example_data.json"
     with pytest.raises(DatasetError) as exc:
         load_items(path)
     assert (exc.value.row, exc.value.field) == (12, "E")
@@ -229,9 +221,9 @@ def test_reference_paper_file_invalid_rows() -> None:
     assert all("empty" in s.reason for s in res.skipped if s.row != ROW_WITH_DUPLICATE_OPTIONS)
 
 
-@needs_data
-def test_whole_mmlu_test_directory() -> None:
-    path = DATA / "mmlu/test"
+@pytest.mark.shared_data
+def test_whole_mmlu_test_directory(shared_data: Path) -> None:
+    path = shared_data / "mmlu/test"
     res = load_items(path, skip_invalid=True)
     assert len(res.files) == 57
     # 14,042 data rows; 9 of them repeat an option verbatim and are skipped as invalid

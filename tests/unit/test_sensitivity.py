@@ -1,7 +1,8 @@
 """Tests for auditor.input.sensitivity: hand-written positive and negative examples for every reason code,
 the option-set key and grouping, and checks on real MMLU items (verified by eye).
 
-Real data is read from /work/shared/data (read-only); those tests are skipped when it is not staged.
+The checked MMLU items are in tests/fixtures/data/mmlu/real_items.jsonl; the checks over the whole MMLU test
+split read ../shared/data and carry the `shared_data` marker.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from hypothesis import strategies as st
 
 from auditor.input.items import Item, load_items
 from auditor.input.sensitivity import REASON_CODES, group_by_option_set, option_set_key, order_sensitivity
-
-MMLU_TEST = Path("/work/shared/data/mmlu/test")
-needs_mmlu = pytest.mark.skipif(not MMLU_TEST.is_dir(), reason="shared MMLU data not staged")
+from tests.conftest import DATA_SLICES
 
 
 def make(*options: str, question: str = "Which of the following is correct?", item_id: str = "t:0") -> Item:
@@ -474,11 +473,16 @@ def test_group_by_option_set_keeps_groups_of_two_or_more() -> None:
 
 
 @pytest.fixture(scope="module")
-def mmlu() -> dict[str, Item]:
-    return {item.id: item for item in load_items(MMLU_TEST, skip_invalid=True).items}
+def mmlu(shared_data: Path) -> dict[str, Item]:
+    return {item.id: item for item in load_items(shared_data / "mmlu" / "test", skip_invalid=True).items}
 
 
-@needs_mmlu
+@pytest.fixture(scope="module")
+def real_items() -> dict[str, Item]:
+    return {item.id: item for item in load_items(DATA_SLICES / "mmlu" / "real_items.jsonl").items}
+
+
+@pytest.mark.shared_data
 def test_every_moral_scenarios_item_is_a_grid_and_they_form_one_group(mmlu: dict[str, Item]) -> None:
     moral = [item for item in mmlu.values() if item.subject == "moral_scenarios"]
     assert len(moral) > 800
@@ -489,7 +493,6 @@ def test_every_moral_scenarios_item_is_a_grid_and_they_form_one_group(mmlu: dict
     assert whole[option_set_key(moral[0])] == [item.id for item in moral]
 
 
-@needs_mmlu
 @pytest.mark.parametrize(
     ("item_id", "expected"),
     [
@@ -529,11 +532,11 @@ def test_every_moral_scenarios_item_is_a_grid_and_they_form_one_group(mmlu: dict
         ("high_school_microeconomics_test:80", []),  # If the demand curve is price elastic and ...
     ],
 )
-def test_real_items(mmlu: dict[str, Item], item_id: str, expected: list[str]) -> None:
-    assert order_sensitivity(mmlu[item_id]) == expected, mmlu[item_id].options
+def test_real_items(real_items: dict[str, Item], item_id: str, expected: list[str]) -> None:
+    assert order_sensitivity(real_items[item_id]) == expected, real_items[item_id].options
 
 
-@needs_mmlu
+@pytest.mark.shared_data
 def test_share_of_flagged_mmlu_items_is_plausible(mmlu: dict[str, Item]) -> None:
     """About a fifth of MMLU is order-sensitive (moral_scenarios alone is 6%); far more would mean noise."""
     flagged = sum(bool(order_sensitivity(item)) for item in mmlu.values())

