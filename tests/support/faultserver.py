@@ -264,7 +264,7 @@ class _App:
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 length = int(headers.get("content-length", "0"))
                 body = await reader.readexactly(length) if length else b""
-                if not await self._route(method, target.split("?")[0], body, reader, writer):
+                if not await self._route(method, target.split("?")[0], body, reader, writer, headers):
                     return
                 if headers.get("connection", "").lower() == "close":
                     break
@@ -281,7 +281,7 @@ class _App:
         await writer.drain()
 
     async def _route(self, method: str, path: str, body: bytes, reader: asyncio.StreamReader,
-                     writer: asyncio.StreamWriter) -> bool:  # fmt: skip
+                     writer: asyncio.StreamWriter, headers: dict[str, str]) -> bool:  # fmt: skip
         """Answer one request; False when the connection is gone (or must go)."""
         if method == "GET" and path == "/v1/models":
             entry = {"id": self.fake.model, "object": "model", "owned_by": "vllm", "max_model_len": 2048}
@@ -367,12 +367,14 @@ class _App:
 
 
 class FaultServer:
-    """The fault server in a background thread of this process; `with FaultServer(...) as srv:`."""
+    """The fault server in a background thread of this process; `with FaultServer(...) as srv:`.
+
+    `app`: another `_App` (a subclass with its own routes, e.g. tests/support/hostile.py) run the same way."""
 
     def __init__(self, faults: str | Sequence[Rule] = "", seed: int = 0, *, model: str = "fake-model",
                  preferred: Sequence[str] = (), host: str = "127.0.0.1", port: int = 0,
-                 state_file: str | os.PathLike[str] | None = None) -> None:  # fmt: skip
-        self.app = _App(parse_faults(faults), seed, model, preferred, state_file, die_hard=False)
+                 state_file: str | os.PathLike[str] | None = None, app: _App | None = None) -> None:  # fmt: skip
+        self.app = app or _App(parse_faults(faults), seed, model, preferred, state_file, die_hard=False)
         self.host, self.port, self.url, self.base_url = host, port, "", ""
         self._ready = threading.Event()
         self._error: BaseException | None = None
