@@ -10,8 +10,9 @@
     └── EndpointError                 anything about the inference endpoint (exit 4)
         ├── TransportError            network trouble: connect, reset, timeout (retried)
         ├── HTTPStatusError           non-2xx answer; carries status and Retry-After (classified)
-        ├── ResponseFormatError       2xx answer that is not what the dialect promises (not retried)
-        │   └── AlignmentError        logprobs do not line up with the prompt text
+        ├── ResponseFormatError       2xx answer that is not what the dialect promises (retried once)
+        │   ├── AlignmentError        logprobs do not line up with the prompt text (not retried)
+        │   └── ResponseTooLarge      the body passed the size cap, on the wire or inflated (not retried)
         └── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
 
 Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
@@ -114,6 +115,10 @@ class ResponseFormatError(EndpointError):
 
 class AlignmentError(ResponseFormatError):
     """Token logprobs cannot be mapped onto the prompt's characters."""
+
+
+class ResponseTooLarge(ResponseFormatError):
+    """The response body passed the size cap (before or after decompression); reading stopped there."""
 
 
 class CapabilityError(EndpointError):

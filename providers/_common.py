@@ -5,7 +5,8 @@ Every adapter ends the same way: it has, per prompt, a list of token strings, a 
 (and sometimes token ids). `build_record` turns them into a record or refuses:
 
 - the lists must have the same length, tokens must be strings, ids integers;
-- only position 0 may be null; everything else must be a finite number (never a zero for a null);
+- only position 0 may be null; everything else must be a finite number at most 0 (`LOGPROB_ROUNDING`
+  above it allowed: half-precision rounding), never a zero for a null: checked before anything is cached;
 - the token strings are placed on the prompt text with `auditor.prompts.align.place_tokens`; tokens past the
   end of the prompt (a generated token) are dropped only where the dialect echoes one.
 """
@@ -13,15 +14,14 @@ Every adapter ends the same way: it has, per prompt, a list of token strings, a 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from auditor.errors import AlignmentError, ResponseFormatError
+from auditor.errors import AlignmentError, EndpointError, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
+from providers.base import EndpointInfo, LogprobRecord, Provider, logprob_problem, request_json
 
 Bad = Callable[[str], ResponseFormatError]
 T = TypeVar("T")
@@ -42,14 +42,11 @@ def root_url(base_url: str) -> str:
 
 
 def as_logprob(value: Any, k: int, where: str, bad: Bad) -> float | None:
-    """One logprob: None only at position 0; otherwise a finite number (bools and NaN refused)."""
-    if value is None:
-        if k != 0:
-            raise bad(f"{where}: null logprob at token {k}; only the first may be null")
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    raise bad(f"{where}: logprob at token {k} is not a finite number ({value!r})")
+    """One logprob: None only at position 0; otherwise a finite number at most 0 (rounding allowed)."""
+    problem = logprob_problem(value, k)
+    if problem is not None:
+        raise bad(f"{where}: {problem}")
+    return None if value is None else float(value)
 
 
 def build_record(
@@ -123,14 +120,11 @@ def pick_model(models: Any, model: str, bad: Bad, route: str) -> dict[str, Any]:
 async def best_effort_version(client: httpx.AsyncClient, url: str, key: str = "version") -> str | None:
     """A server version from a JSON route, or None: describing an endpoint never fails on it."""
     try:
-        resp = await client.get(url)
-        if resp.status_code == 200:
-            data = resp.json()
-            version = data.get(key) if isinstance(data, dict) else None
-            return str(version) if version else None
-    except (httpx.HTTPError, ValueError):
+        data = await request_json(client, "GET", url, endpoint=url)
+    except EndpointError:
         return None
-    return None
+    version = data.get(key) if isinstance(data, dict) else None
+    return str(version)[:200] if version else None
 
 
 class ListsModels(Provider):

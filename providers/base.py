@@ -9,13 +9,31 @@ from __future__ import annotations
 
 import abc
 import importlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import httpx
 
-from auditor.errors import HTTPStatusError, TransportError, UsageError
+from auditor.errors import UsageError
+from providers.http import parse_retry_after as parse_retry_after  # one exchange, bounded: see there
+from providers.http import request_json as request_json
+
+# A log-probability is finite and at most 0. Servers round (half-precision softmax), so up to this much
+# above 0 is rounding of a 0; anything more is a broken or hostile server, never a score.
+LOGPROB_ROUNDING = 1e-3
+
+
+def logprob_problem(value: object, k: int) -> str | None:
+    """Why `value` cannot be token k's log-probability, or None (position 0 may be null: no context)."""
+    if value is None:
+        return None if k == 0 else f"null logprob at token {k}; only the first may be null"
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return f"logprob at token {k} is not a finite number ({value!r})"
+    if value > LOGPROB_ROUNDING:
+        return f"logprob at token {k} is above 0 ({value!r}): not a log-probability"
+    return None
 
 
 @dataclass(frozen=True)
@@ -32,6 +50,14 @@ class LogprobRecord:
     offsets: tuple[int, ...]
     token_ids: tuple[int, ...] | None = None
     prompt_tokens: int | None = None  # as the server counted them (usage), when reported
+
+    def problem(self) -> str | None:
+        """Why this record cannot be a score (lengths that differ, a logprob that is not one), or None."""
+        if not len(self.tokens) == len(self.logprobs) == len(self.offsets) or not self.tokens:
+            return f"{len(self.tokens)} tokens, {len(self.logprobs)} logprobs, {len(self.offsets)} offsets"
+        if self.token_ids is not None and len(self.token_ids) != len(self.tokens):
+            return f"{len(self.token_ids)} token ids for {len(self.tokens)} tokens"
+        return next(filter(None, (logprob_problem(v, k) for k, v in enumerate(self.logprobs))), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -154,62 +180,3 @@ def provider_class(name: str) -> type[Provider]:
     if not (isinstance(cls, type) and issubclass(cls, Provider)):
         raise TypeError(f"{target} is not a Provider")
     return cls
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    from email.utils import parsedate_to_datetime
-
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    import time
-
-    return max(0.0, when.timestamp() - time.time())
-
-
-async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endpoint: str, json: Any = None) -> Any:
-    """One HTTP exchange, with library errors mapped onto the auditor tree."""
-    try:
-        resp = await client.request(method, url, json=json)
-    except httpx.TimeoutException as err:
-        raise TransportError(f"timed out ({type(err).__name__})", endpoint=endpoint) from err
-    except httpx.TransportError as err:
-        raise TransportError(f"{type(err).__name__}: {err}", endpoint=endpoint) from err
-    if resp.status_code >= 400:
-        body = resp.text[:2000]
-        raise HTTPStatusError(
-            _error_message(resp),
-            status=resp.status_code,
-            endpoint=endpoint,
-            retry_after=parse_retry_after(resp.headers.get("retry-after")),
-            body=body,
-        )
-    try:
-        return resp.json()
-    except ValueError as err:
-        from auditor.errors import ResponseFormatError
-
-        raise ResponseFormatError(f"invalid JSON in response ({len(resp.content)} bytes)", endpoint=endpoint) from err
-
-
-def _error_message(resp: httpx.Response) -> str:
-    try:
-        data = resp.json()
-    except ValueError:
-        return resp.text[:300] or resp.reason_phrase
-    if isinstance(data, dict):
-        err = data.get("error", data)
-        if isinstance(err, dict):
-            msg = err.get("message") or err.get("detail")
-            if msg:
-                return str(msg)[:300]
-        elif isinstance(err, str):
-            return err[:300]
-    return resp.text[:300]

@@ -11,9 +11,8 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.errors import AlignmentError, CapabilityError, ResponseFormatError
-from auditor.prompts.align import place_tokens
-from providers._common import ListsModels, ordered_choices
+from auditor.errors import CapabilityError
+from providers._common import ListsModels, bad_for, build_record, check_usage, ordered_choices
 from providers.base import EndpointInfo, LogprobRecord, request_json
 
 LLAMA_CPP_PYTHON_HINT = (
@@ -70,47 +69,20 @@ class OpenAICompletions(ListsModels):
 
 def parse_completions(data: Any, prompts: Sequence[str], *, endpoint: str | None = None) -> list[LogprobRecord]:
     """Turn an echo+logprobs completions response into one record per prompt, validated."""
-
-    def bad(msg: str) -> ResponseFormatError:
-        return ResponseFormatError(msg, endpoint=endpoint)
-
+    bad = bad_for(endpoint)
     choices = ordered_choices(data, len(prompts), bad)
-    records = [_parse_choice(c, p, i, bad) for i, (c, p) in enumerate(zip(choices, prompts, strict=True))]
-    usage = data.get("usage") if isinstance(data, dict) else None
-    reported = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-    counted = sum(len(r.tokens) for r in records)
-    if isinstance(reported, int) and reported != counted:
-        raise bad(f"server counted {reported} prompt tokens but returned logprobs for {counted}")
+    records = [_parse_choice(c, p, i, endpoint) for i, (c, p) in enumerate(zip(choices, prompts, strict=True))]
+    check_usage(data, sum(len(r.tokens) for r in records), bad)
     return records
 
 
-def _parse_choice(choice: dict[str, Any], prompt: str, i: int, bad: Any) -> LogprobRecord:
+def _parse_choice(choice: dict[str, Any], prompt: str, i: int, endpoint: str | None) -> LogprobRecord:
+    bad = bad_for(endpoint)
     lp = choice.get("logprobs")
     if not isinstance(lp, dict):
         raise bad(f"prompt {i}: no logprobs in the response (does the server support echo+logprobs?)")
     tokens, values = lp.get("tokens"), lp.get("token_logprobs")
     if not isinstance(tokens, list) or not isinstance(values, list) or len(tokens) != len(values):
         raise bad(f"prompt {i}: tokens and token_logprobs are missing or of different lengths")
-    if not all(isinstance(t, str) for t in tokens):
-        raise bad(f"prompt {i}: tokens must be strings")
-    try:
-        placed = place_tokens(tokens, prompt)
-    except AlignmentError as err:
-        raise AlignmentError(f"prompt {i}: {err}") from None
-    n = placed.n_prompt_tokens
-    logprobs: list[float | None] = []
-    for k, v in enumerate(values[:n]):
-        if v is None:
-            if k != 0:
-                raise bad(f"prompt {i}: null logprob at token {k} ({tokens[k]!r}); only the first may be null")
-            logprobs.append(None)
-        elif isinstance(v, int | float) and not isinstance(v, bool) and v == v:
-            logprobs.append(float(v))
-        else:
-            raise bad(f"prompt {i}: logprob at token {k} is not a number ({v!r})")
-    return LogprobRecord(
-        tokens=tuple(tokens[:n]),
-        logprobs=tuple(logprobs),
-        offsets=tuple(placed.offsets),
-        prompt_tokens=n,
-    )
+    # max_tokens 1 (servers that refuse 0) echoes the generated token after the prompt: dropped
+    return build_record(tokens, values, prompt, where=f"prompt {i}", endpoint=endpoint, generated_tail=True)

@@ -7,7 +7,8 @@
 - A 2xx payload that breaks the dialect's contract (invalid or truncated JSON, fewer logprobs than
   tokens, a null inside): "garbled", retried once, since proxies and overloaded servers do cut
   bodies, but a server that keeps answering that way is not paid again and again.
-- Any other 4xx and alignment failures: never retried (the same request would get the same
+- A 3xx (redirects are not followed), any other 4xx, alignment failures and bodies over the size cap:
+  never retried (the same request would get the same
   answer); the prompt is recorded as failed with the reason.
 """
 
@@ -19,7 +20,7 @@ from typing import Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, TransportError
+from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, ResponseTooLarge, TransportError
 
 T = TypeVar("T")
 Kind = Literal["no", "transient", "rate_limited", "garbled"]
@@ -44,7 +45,7 @@ def classify(exc: BaseException) -> Decision:
             return Decision("rate_limited", exc.retry_after)
         if exc.status == 408 or exc.status >= 500:
             return Decision("transient", exc.retry_after)
-    if isinstance(exc, ResponseFormatError) and not isinstance(exc, AlignmentError):
+    if isinstance(exc, ResponseFormatError) and not isinstance(exc, AlignmentError | ResponseTooLarge):
         return Decision("garbled")
     return Decision("no")
 

@@ -25,7 +25,7 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
-from tests.faultserver import FaultServer
+from tests.support.faultserver import FaultServer
 from tests.support.hostile import MB, HostileServer
 from tests.support.runner import KEY, Run, leaks, mmlu_dataset, report, run_cli, synthetic_dataset
 

@@ -59,7 +59,8 @@ class FakeServer:
         lps: list[float | None] = [None]
         ctx = ""
         for t in toks[1:]:
-            lps.append(_lp(ctx, t) + (self.bonus / len(toks) if prompt in self.preferred else 0.0))
+            bonus = self.bonus / len(toks) if prompt in self.preferred else 0.0
+            lps.append(min(_lp(ctx, t) + bonus, -0.01))  # a log-probability is never above 0
             ctx += t
         offsets, pos = [], 0
         for t in toks:

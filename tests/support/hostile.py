@@ -1,5 +1,5 @@
 """Hostile and broken OpenAI-compatible servers: each mode is one way a server you do not control can hurt
-a client. Built on the fault server (tests/faultserver.py: same HTTP loop, same fake model, same counts).
+a client. Built on the fault server (tests/support/faultserver.py: same HTTP loop, same fake model, same counts).
 
     with HostileServer("trickle", interval=1.0) as srv:   # srv.base_url, srv.stats(), srv.app.routes
         ...
@@ -37,7 +37,7 @@ from collections import Counter
 from functools import cache
 from typing import Any
 
-from tests.faultserver import FaultServer, _App, _error, _response, prompt_key
+from tests.support.faultserver import FaultServer, _App, _error, _response, prompt_key
 
 MODES = ("trickle", "hang", "huge", "endless", "gzip_bomb", "inf", "positive", "ties", "noise", "redirect",
          "garbled", "echo_key")  # fmt: skip
