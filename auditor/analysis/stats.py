@@ -139,3 +139,15 @@ def wilcoxon_greater(differences: Sequence[float]) -> float:
     sd = math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
     z = (w_plus - mean - 0.5) / sd
     return float(0.5 * math.erfc(z / math.sqrt(2)))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-adjusted p-values (family-wise error rate, valid under any dependence), in the input's order."""
+    n = len(p_values)
+    order = sorted(range(n), key=lambda i: p_values[i])
+    adjusted = [0.0] * n
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (n - rank) * p_values[i]))
+        adjusted[i] = running
+    return adjusted

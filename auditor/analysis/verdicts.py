@@ -141,6 +141,8 @@ class DatasetSummary:
     verdict: str
     sentence: str
     subjects: list[dict[str, Any]] = field(default_factory=list)
+    p_verdict: float = 1.0  # the p-value the verdict was decided on
+    verdict_test: str = ""  # which test gave it
 
 
 def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
@@ -153,13 +155,14 @@ def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
     frac = leaked_fraction(top1, n, chance)
     p_ctrl, test = _versus_control(units, top1, null)
     p_key = p_ctrl if p_ctrl is not None else min(p_bin, p_rank)
+    key_test = test if p_ctrl is not None else ("rank-sum test" if p_rank < p_bin else "top-1 count test (units)")
     leak = p_key < DATASET_ALPHA
     verdict = "leakage" if leak else "no_evidence"
     sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
     if test:
         sentence += f" [{test}]"
     return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, sentence,
-                          _subjects(units))  # fmt: skip
+                          _subjects(units), p_key, key_test)  # fmt: skip
 
 
 PAIRED_MIN = 10
@@ -211,5 +214,8 @@ def _subjects(units: Sequence[ItemVerdict]) -> list[dict[str, Any]]:
     rows = []
     for s, p, q in zip(names, ps, adjusted, strict=True):
         top1 = sum(v.rank_random == 1 for v in by[s])
-        rows.append({"subject": s, "n": len(by[s]), "top1": top1, "p_value": p, "p_adjusted_bh": q})
+        chance = float(np.mean([1 / v.n_orderings for v in by[s]]))
+        est, lo, hi = leaked_fraction(top1, len(by[s]), chance)
+        rows.append({"subject": s, "n": len(by[s]), "top1": top1, "p_value": p, "p_adjusted_bh": q, "chance": chance,
+                     "leaked_fraction": {"estimate": est, "low": lo, "high": hi}})  # fmt: skip
     return rows

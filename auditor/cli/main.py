@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Sequence
 
 from auditor import __version__
+from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
 from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
 from auditor.cli.probe import probe_command
@@ -34,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
     endpoint_options(pr)
 
-    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md")
+    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md / report.html")
     audit_options(run)
 
     est = sub.add_parser("estimate", help="what `run` with the same flags would cost, before any scoring request")
@@ -42,10 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     est.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
     sub.add_parser("datasets", help="list the benchmark samples shipped with auditor (--dataset NAME)")
+    compare_parser(sub)
     return parser
 
 
 def _secrets(args: argparse.Namespace) -> tuple[str, ...]:
+    if not hasattr(args, "base_url"):  # a command without an endpoint (compare)
+        return ()
     try:
         return endpoint_secrets(endpoint_config(args))
     except AuditorError:
@@ -60,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     try:
         commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command}
-        command = commands.get(args.command, datasets_command)
+        command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
         return asyncio.run(command(args))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from auditor.analysis.assess import Assessment, item_fields
 from auditor.analysis.detector import ItemFailure, ItemVerdict, judge_dataset
+from auditor.input.items import Item
 
 TOP_ITEMS = 20
 
@@ -29,9 +30,13 @@ class Report:
         out.mkdir(parents=True, exist_ok=True)
         js = out / "report.json"
         md = out / "report.md"
+        page = out / "report.html"
         _atomic_write(js, json.dumps(self.data, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
         _atomic_write(md, render_markdown(self.data))
-        return [js, md]
+        from auditor.report.html import render_html  # plotly loads only when a report is written
+
+        _atomic_write(page, render_html(self.data))
+        return [js, md, page]
 
 
 def _atomic_write(path: Path, text: str) -> None:
@@ -56,6 +61,7 @@ def build_report(
     partial: bool = False,
     assessment: Assessment,
     extra: dict[str, Any] | None = None,
+    texts: Mapping[str, Item] | None = None,
 ) -> Report:
     ds = judge_dataset(verdicts, n_failed=len(failures))
     a = assessment
@@ -82,6 +88,8 @@ def build_report(
         "p_binomial_units": a.summary.p_binomial,
         "p_rank_sum": a.summary.p_rank_sum,
         "p_vs_control": a.summary.p_control,
+        "p_verdict": a.summary.p_verdict,
+        "verdict_test": a.summary.verdict_test,
         "subjects": a.summary.subjects,
     }
     extra = dict(extra or {})
@@ -95,6 +103,7 @@ def build_report(
             {
                 "id": v.id,
                 "subject": v.subject,
+                **_text(texts, v.id),
                 "n_orderings": v.n_orderings,
                 "rank": v.rank,
                 "leaked": v.leaked,
@@ -114,9 +123,25 @@ def build_report(
         "failures": [{"id": f.id, "subject": f.subject, "reason": f.reason} for f in failures],
         "skipped_invalid": list(skipped),
         **extra,
+        **_control(a),
         "provenance": provenance,
     }
     return Report(data)
+
+
+def _text(texts: Mapping[str, Item] | None, item_id: str) -> dict[str, Any]:
+    """The item's question and options in the published order (for report.html and exports)."""
+    it = texts.get(item_id) if texts is not None else None
+    return {} if it is None else {"question": it.question, "options": list(it.options), "answer": it.answer}
+
+
+def _control(a: Assessment) -> dict[str, Any]:
+    """The control run's item statistic (z of the published order), for the audited-vs-control plot."""
+    n = a.null
+    if n.kind != "control":
+        return {}
+    return {"control": {"source": n.source, "n_items": n.control_n, "top1": n.control_top1,
+                        "z_published": n.control_z}}  # fmt: skip
 
 
 def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
@@ -139,6 +164,8 @@ def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
         "verdict_text": text,
         "leaked_fraction": {"estimate": seq["leaked_fraction_estimate"], "low": lo, "high": hi},
         "sequential_decision": decision,
+        "p_verdict": min(1.0, 1.0 / seq["e_value_no_leakage"]) if seq["e_value_no_leakage"] > 0 else 1.0,
+        "verdict_test": "sequential test (p = 1/e-value, always valid)",
         "p_values_descriptive_only": True,
     }
 

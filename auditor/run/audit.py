@@ -131,6 +131,7 @@ async def run_audit(
             partial=interrupted or stopped_early,
             assessment=assessment,
             extra=extra_sections(plan, cfg, results[:used], not_scored, budget, seq),
+            texts={it.id: it for it in plan.items},
         )
         paths = report.write(cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
@@ -219,6 +220,8 @@ def _provenance(
         "max_orderings": cfg.max_orderings,
         "seed": cfg.seed,
         "method": cfg.method,
+        "alpha": cfg.alpha,
+        "exclude_order_sensitive": cfg.exclude_order_sensitive,
         "sequential": {"alpha": cfg.alpha, "tolerance": cfg.tolerance, "keep_order_sensitive": cfg.keep_order_sensitive}
         if cfg.sequential
         else None,
