@@ -14,6 +14,7 @@
         │   ├── AlignmentError        logprobs do not line up with the prompt text (not retried)
         │   └── ResponseTooLarge      the body passed the size cap, on the wire or inflated (not retried)
         └── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
+            └── ModelLoadError        an in-process model cannot be loaded (not a model, corrupt, ...)
 
 Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
 run level: the scheduler records them as failed outcomes with their reason and goes on.
@@ -123,3 +124,7 @@ class ResponseTooLarge(ResponseFormatError):
 
 class CapabilityError(EndpointError):
     """The endpoint cannot return usable prompt log-probabilities."""
+
+
+class ModelLoadError(CapabilityError):
+    """An in-process model (`--provider local`) cannot be loaded: the path is not a model, or a file is corrupt."""

@@ -149,6 +149,11 @@ class Provider(abc.ABC):
         Sends no scoring request; errors are mapped like `score`'s."""
         return None
 
+    def identity(self, info: EndpointInfo) -> tuple[str, str]:
+        """(endpoint, model) naming this endpoint's answers in cache keys: by default the base URL and the
+        model id as served; an in-process model names them by its weights' digest, not its path."""
+        return self.base_url, info.model
+
     def generated_per_prompt(self) -> int:
         """Tokens generated per prompt besides the echo (billed like prompt tokens; the token is dropped)."""
         return 1 if self.max_tokens == 1 or not self.honours_max_tokens_zero else 0
@@ -163,6 +168,7 @@ _REGISTRY = {
     "together": "providers.together:Together",
     "fireworks": "providers.fireworks:Fireworks",
     "openai": "providers.openai_legacy:OpenAILegacy",
+    "local": "providers.local:Local",
 }
 
 

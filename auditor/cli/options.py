@@ -16,12 +16,24 @@ from auditor.run.config import METHODS, AuditConfig
 from auditor.scoring.budget import Limits
 from auditor.scoring.cache import DEFAULT_PATH
 from providers.base import provider_names
+from providers.local import LOCAL_ENDPOINT
+
+LOCAL = "local"
 
 
 def endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint")
-    g.add_argument("--base-url", required=True, help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--model", default="", help="model id as the server names it (default: the only one served)")
+    g.add_argument(
+        "--base-url",
+        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; leave it out to score with a model"
+        " loaded in this process (--provider local)",
+    )
+    g.add_argument(
+        "--model",
+        default="",
+        help="model id as the server names it (default: the only one served); with --provider local a model"
+        " directory, a .gguf file, or smollm2 (the small embedded default)",
+    )
     g.add_argument(
         "--provider",
         default="auto",
@@ -123,10 +135,13 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
 
 
 def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
+    provider, base_url = args.provider, args.base_url
+    if base_url is None and provider in (AUTO, LOCAL):  # no server: the model runs in this process
+        provider, base_url = LOCAL, LOCAL_ENDPOINT
     return EndpointConfig(
-        base_url=args.base_url.rstrip("/"),
+        base_url=(base_url or "").rstrip("/"),
         model=args.model,
-        provider=args.provider,
+        provider=provider,
         api_key_env=args.api_key_env,
         api_key_file=args.api_key_file,
         timeout=args.timeout,
@@ -138,7 +153,7 @@ def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
 def audit_config(args: argparse.Namespace) -> AuditConfig:
     """The audit configuration from `run`'s (or `estimate`'s) flags."""
     if args.price_per_mtok is None:  # a known hosted model's price (by --provider, or by the host with auto)
-        host = httpx.URL(args.base_url).host
+        host = httpx.URL(args.base_url or "").host
         args.price_per_mtok = price_for(HOSTED.get(host, "") if args.provider == AUTO else args.provider, args.model)
     return AuditConfig(
         endpoint=endpoint_config(args),

@@ -24,6 +24,7 @@ from auditor.scoring.budget import byte_upper_bound
 from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
 from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, Provider, provider_class
+from providers.local import LOCAL_ENDPOINT
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ class EndpointConfig:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
             raise UsageError(f"--timeout must be a positive number of seconds (got {self.timeout})")
+        if self.provider == "local" and self.base_url != LOCAL_ENDPOINT:
+            raise UsageError("--provider local scores in this process: give --model, not --base-url")
+        if self.provider != "local" and not self.base_url:
+            raise UsageError(f"--provider {self.provider} needs --base-url (or use --provider local --model PATH)")
 
 
 def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:
@@ -122,8 +127,9 @@ def prompt_keys(
     What the server says it loaded (vLLM: the weights' path) joins the parameters, so a different
     checkpoint served under the same name and port never reuses another's scores."""
     params = {**provider.scoring_params(), **({"model_root": info.extra["root"]} if info.extra.get("root") else {})}
+    endpoint, model = provider.identity(info)
     keys = [
-        [cache_key(endpoint=provider.base_url, model=info.model, prompt=r.text, params=params) for r in rows]
+        [cache_key(endpoint=endpoint, model=model, prompt=r.text, params=params) for r in rows]
         for rows in rendered
     ]
     return params, keys
