@@ -13,8 +13,9 @@
         ├── ResponseFormatError       2xx answer that is not what the dialect promises (retried once)
         │   ├── AlignmentError        logprobs do not line up with the prompt text (not retried)
         │   └── ResponseTooLarge      the body passed the size cap, on the wire or inflated (not retried)
-        └── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
-            └── ModelLoadError        an in-process model cannot be loaded (not a model, corrupt, ...)
+        ├── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
+        │   └── ModelLoadError        an in-process model cannot be loaded (not a model, corrupt, ...)
+        └── RetryBudgetSpent          an item's request allowance ran out before this prompt was sent
 
 Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
 run level: the scheduler records them as failed outcomes with their reason and goes on.
@@ -128,3 +129,7 @@ class CapabilityError(EndpointError):
 
 class ModelLoadError(CapabilityError):
     """An in-process model (`--provider local`) cannot be loaded: the path is not a model, or a file is corrupt."""
+
+
+class RetryBudgetSpent(EndpointError):
+    """An item's request allowance (its requests x --attempts, + 1 per prompt) ran out: not sent again."""

@@ -2,8 +2,13 @@
 
 Each item's prompts (all its orderings) are dispatched together: cached ones are read, the rest are
 cut into requests of at most `batch_size` prompts. Requests to one endpoint share one semaphore.
-A request that fails for good is split into single prompts so one refused prompt cannot sink its
-neighbours; a prompt that still fails is recorded with its reason and the audit goes on. Every
+A request refused for good by something a prompt can cause (a 4xx, a garbled or oversized answer, an
+alignment failure) is split into single prompts so one refused prompt cannot sink its neighbours; if
+the first `PROBE_SINGLES` of them fail alone too, the trouble is the server's and the rest fail without
+being sent. Server trouble (timeouts, resets, 5xx, 429) is retried but never split. Every item has a
+request allowance, its requests x `--attempts` plus one per prompt, that retries and splits draw on:
+a broken server costs an item that many requests at most (a garbled answer cost 50 per item, a hung
+one 150, before). A prompt that still fails is recorded with its reason and the audit goes on. Every
 scored prompt is written to the cache the moment it lands.
 
 Items are dispatched in input order. With a `Budget`, an item's requests are reserved (upper bound of
@@ -20,11 +25,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from auditor.endpoint.secrets import redact
-from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError
+from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError, RetryBudgetSpent
 from auditor.scoring.budget import Budget, Hold, byte_upper_bound
 from auditor.scoring.cache import ScoreCache, clear_failure, get_failure, put_failure
 from auditor.scoring.limiter import AdaptiveLimiter, endpoint_limiter
-from auditor.scoring.retry import Decision, RetryPolicy
+from auditor.scoring.retry import Decision, RetryPolicy, classify
 from providers.base import LogprobRecord, Provider
 
 
@@ -34,6 +39,7 @@ class PromptTask:
     text: str
 
 
+PROBE_SINGLES = 3  # prompts of a refused request tried alone before the rest are
 NOT_SCORED = "not scored"  # prefix of every reason for a prompt that was never sent (budget, stop, Ctrl-C)
 
 
@@ -167,9 +173,10 @@ class Scheduler:
         self, tasks: Sequence[PromptTask], prep: _Prepared, limiter: AdaptiveLimiter
     ) -> list[PromptResult]:
         out = prep.out
+        allowance = _Allowance(len(prep.chunks) * self.policy.attempts + sum(len(c) for c in prep.chunks))
         done = await asyncio.gather(
             *(
-                self._score_chunk([tasks[k] for k in c], limiter, hold, [prep.bounds.get(k, 0) for k in c])
+                self._score_chunk([tasks[k] for k in c], limiter, allowance, hold, [prep.bounds.get(k, 0) for k in c])
                 for c, hold in zip(prep.chunks, prep.holds, strict=True)
             )
         )
@@ -182,11 +189,12 @@ class Scheduler:
         self,
         tasks: Sequence[PromptTask],
         limiter: AdaptiveLimiter,
+        allowance: _Allowance,
         hold: Hold | None = None,
         bounds: Sequence[int] = (),
     ) -> list[PromptResult]:
         try:
-            records = await self._request([t.text for t in tasks], limiter, hold, sum(bounds))
+            records = await self._request([t.text for t in tasks], limiter, allowance, hold, sum(bounds))
         except CapabilityError:
             raise  # the endpoint cannot do this at all: stop the run, do not record a failure per prompt
         except BudgetExceeded as err:  # a retry or a split the budget cannot pay for: not a failure
@@ -197,18 +205,9 @@ class Scheduler:
             self._progress(len(tasks))
             return [PromptResult(None, error=f"{NOT_SCORED} (budget: {err})") for _ in tasks]
         except EndpointError as err:
-            if len(tasks) > 1:  # isolate the prompt(s) the server refuses
-                singles = [bounds[j : j + 1] for j in range(len(tasks))] if bounds else [() for _ in tasks]
-                parts = await asyncio.gather(
-                    *(self._score_chunk([t], limiter, None, b) for t, b in zip(tasks, singles, strict=True))
-                )
-                return [r for part in parts for r in part]
-            self.stats.failed += 1
-            reason = redact(str(err), self.secrets)
-            base, model = self.provider.base_url, self.provider.model
-            put_failure(self.cache, tasks[0].key, endpoint=base, model=model, reason=reason)
-            self._progress(1)
-            return [PromptResult(None, error=reason)]
+            if len(tasks) > 1 and _prompt_can_cause(err):
+                return await self._split(tasks, limiter, allowance, bounds, str(err))
+            return self._fail(tasks, str(err))
         results = []
         for task, record in zip(tasks, records, strict=True):
             self.cache.put(task.key, endpoint=self.provider.base_url, model=self.provider.model, record=record)
@@ -219,13 +218,51 @@ class Scheduler:
         self._progress(len(records))
         return results
 
+    async def _split(
+        self, tasks: Sequence[PromptTask], limiter: AdaptiveLimiter, allowance: _Allowance, bounds: Sequence[int],
+        why: str,
+    ) -> list[PromptResult]:  # fmt: skip
+        """Isolate the prompt(s) the server refuses: alone, the first few, then (unless they all fail) the rest."""
+        singles = [bounds[j : j + 1] for j in range(len(tasks))] if bounds else [() for _ in tasks]
+
+        async def alone(js: range) -> list[PromptResult]:
+            parts = await asyncio.gather(*(self._score_chunk([tasks[j]], limiter, allowance, None, singles[j])
+                                           for j in js))  # fmt: skip
+            return [r for part in parts for r in part]
+
+        head = await alone(range(min(PROBE_SINGLES, len(tasks))))
+        if len(tasks) > PROBE_SINGLES and all(r.record is None and not r.not_scored for r in head):
+            reason = (f"not sent alone: the request failed ({why}) and so did its first {PROBE_SINGLES} prompts"
+                      " sent one by one, so the trouble is the server's")  # fmt: skip
+            return head + self._fail(tasks[PROBE_SINGLES:], reason)
+        return head + await alone(range(PROBE_SINGLES, len(tasks)))
+
+    def _fail(self, tasks: Sequence[PromptTask], why: str) -> list[PromptResult]:
+        """Each prompt failed for good: recorded (a later run skips it unless --retry-failed) with its reason."""
+        reason = redact(why, self.secrets)
+        base, model = self.provider.base_url, self.provider.model
+        for task in tasks:
+            put_failure(self.cache, task.key, endpoint=base, model=model, reason=reason)
+        self.stats.failed += len(tasks)
+        self._progress(len(tasks))
+        return [PromptResult(None, error=reason) for _ in tasks]
+
     async def _request(
-        self, prompts: list[str], limiter: AdaptiveLimiter, prepaid: Hold | None = None, bound: int = 0
+        self,
+        prompts: list[str],
+        limiter: AdaptiveLimiter,
+        allowance: _Allowance,
+        prepaid: Hold | None = None,
+        bound: int = 0,
     ) -> list[LogprobRecord]:
         budget = self.budget
         unused = [prepaid]
 
         async def once() -> list[LogprobRecord]:
+            if allowance.left <= 0:
+                raise RetryBudgetSpent(f"not sent: this item's {allowance.total} requests (its requests x --attempts,"
+                                       f" + 1 per prompt) are spent; last error: {allowance.last}")  # fmt: skip
+            allowance.left -= 1
             hold = None
             if budget is not None:  # the first attempt spends the item's reservation, retries reserve anew
                 first = unused.pop() if unused else None
@@ -241,9 +278,11 @@ class Scheduler:
                             limiter.overload(generation)
                         raise
                     limiter.success()
-            except BaseException:
+            except BaseException as err:
                 if budget is not None and hold is not None:
                     budget.charge(hold)
+                if isinstance(err, EndpointError):
+                    allowance.last = str(err)[:300]
                 raise
             if budget is not None and hold is not None:
                 used = sum(r.prompt_tokens if r.prompt_tokens is not None else len(r.tokens) for r in records)
@@ -260,6 +299,23 @@ class Scheduler:
     def _progress(self, n: int) -> None:
         if self.on_prompt_done is not None:
             self.on_prompt_done(n)
+
+
+def _prompt_can_cause(err: EndpointError) -> bool:
+    """A failure that one prompt of a request can cause (worth splitting), not the server's state."""
+    return not isinstance(err, RetryBudgetSpent) and classify(err).kind not in ("transient", "rate_limited")
+
+
+@dataclass
+class _Allowance:
+    """Requests one item may still send; retries and splits draw on it."""
+
+    total: int
+    left: int = -1
+    last: str = ""
+
+    def __post_init__(self) -> None:
+        self.left = self.total if self.left < 0 else self.left
 
 
 @dataclass

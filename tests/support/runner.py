@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import SHARED_DATA
+from tests.conftest import DATA_SLICES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-hostile-5f3c9a1e7b2d4c60e8"  # the sentinel key: it must never appear in anything written
@@ -97,7 +97,7 @@ def leaks(key: str, roots: Iterable[Path], texts: dict[str, str] | None = None) 
 
 def mmlu_dataset(root: Path, n: int) -> Path:
     """The first `n` MMLU abstract algebra items (4 options: 24 orderings each)."""
-    src = SHARED_DATA / "mmlu" / "test" / "abstract_algebra_test.csv"
+    src = DATA_SLICES / "mmlu" / "test" / "abstract_algebra_test.csv"
     d = root / f"mmlu{n}"
     d.mkdir(exist_ok=True)
     lines = src.read_text(encoding="utf-8").splitlines(keepends=True)[:n]

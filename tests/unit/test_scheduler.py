@@ -5,8 +5,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from auditor.errors import HTTPStatusError
-from auditor.scoring.cache import ScoreCache
+from auditor.errors import HTTPStatusError, ResponseFormatError
+from auditor.scoring.cache import ScoreCache, get_failure
 from auditor.scoring.retry import RetryPolicy
 from auditor.scoring.scheduler import PromptTask, Scheduler
 from providers.base import EndpointInfo, LogprobRecord
@@ -109,3 +109,48 @@ async def test_concurrency_is_bounded_per_endpoint(tmp_path: Path) -> None:
         s = Scheduler(provider, cache, concurrency=3, batch_size=1)  # type: ignore[arg-type]
         await s.run([tasks(i, 4) for i in range(10)])
         assert provider.max_in_flight == 3
+
+
+class BrokenProvider(FakeProvider):
+    """Every request fails the same way: `garbled` (a 2xx that is not a response) or `busy` (503)."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+
+    async def score(self, prompts: Sequence[str]) -> list[LogprobRecord]:
+        self.batches.append(list(prompts))
+        if self.how == "garbled":
+            raise ResponseFormatError("expected 24 choices, got no")
+        raise HTTPStatusError("overloaded", status=503, retry_after=0.0)
+
+
+async def test_a_garbling_server_costs_an_item_a_few_requests_not_fifty(tmp_path: Path) -> None:
+    provider = BrokenProvider("garbled")
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, batch_size=24, policy=RetryPolicy(attempts=6, base_wait=0))  # type: ignore[arg-type]
+        [res] = await s.run([tasks(0, 24)])
+    assert all(r.record is None for r in res) and s.stats.failed == 24
+    # the batch twice (garbled is retried once), then 3 prompts alone (twice each); the other 21 not sent
+    assert len(provider.batches) == 2 + 3 * 2
+    assert "so the trouble is the server's" in (res[-1].error or "")
+
+
+async def test_server_trouble_is_retried_but_never_split(tmp_path: Path) -> None:
+    provider = BrokenProvider("busy")
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, batch_size=24, policy=RetryPolicy(attempts=4, base_wait=0))  # type: ignore[arg-type]
+        [res] = await s.run([tasks(0, 24)])
+        assert all(get_failure(cache, t.key) for t in tasks(0, 24))  # recorded: --retry-failed re-sends them
+    assert len(provider.batches) == 4 and all(len(b) == 24 for b in provider.batches)
+    assert all("HTTP 503" in (r.error or "") for r in res)
+
+
+async def test_an_item_never_sends_more_than_its_allowance(tmp_path: Path) -> None:
+    refuse = {f"item0-ordering{j}" for j in (0, 5, 9)}  # each batch of 4 holds a refused prompt: every split runs
+    provider = FakeProvider(refuse=refuse)
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, batch_size=4, policy=RetryPolicy(attempts=1))  # type: ignore[arg-type]
+        [res] = await s.run([tasks(0, 12)])
+    assert [r.record is None for r in res] == [j in (0, 5, 9) for j in range(12)]
+    assert len(provider.batches) <= 3 * 1 + 12  # requests x attempts + one per prompt
