@@ -144,7 +144,8 @@ def sent_credentials(request: httpx.Request) -> tuple[str, ...]:
             pair = base64.b64decode(value, validate=True).decode()
         except (binascii.Error, UnicodeDecodeError):
             pair = ""
-        found |= {pair, pair.partition(":")[2]}
+        user, _, password = pair.partition(":")
+        found |= {pair, user, password}  # a key is sometimes written as the URL's user
     return tuple(sorted((s for s in found if len(s) >= MIN_SECRET), key=len, reverse=True))
 
 

@@ -42,7 +42,18 @@ def endpoint_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--api-key-env", metavar="NAME", help="read the API key from this environment variable")
     g.add_argument("--api-key-file", metavar="PATH", type=Path, help="read the API key from this file")
-    g.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default 120)")
+    g.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds for one whole request: connect, first byte and the full answer (default 120)",
+    )
+    g.add_argument(
+        "--max-response-mb",
+        type=float,
+        metavar="MB",
+        help="refuse answers larger than this, on the wire or decompressed (default: 8 MB + 256 bytes per byte sent)",
+    )
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
     g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
 
@@ -146,6 +157,7 @@ def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
         api_key_file=args.api_key_file,
         timeout=args.timeout,
         insecure=args.insecure,
+        max_response_mb=args.max_response_mb,
     )
 
 

@@ -7,35 +7,39 @@ probe of this endpoint still matches what the server says it is.
 
 from __future__ import annotations
 
+import base64
 import math
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from auditor.endpoint.probe import AUTO, ProbeResult, detect, probe, refusal
-from auditor.endpoint.secrets import default_key_env, resolve_api_key
+from auditor.endpoint.secrets import default_key_env, resolve_api_key, split_url_credentials
 from auditor.errors import AuditorError, UsageError
 from auditor.prompts.orderings import Rendered
 from auditor.scoring.budget import byte_upper_bound
 from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
 from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, Provider, provider_class
+from providers.http import AuditClient, ExchangeLimits
 from providers.local import LOCAL_ENDPOINT
 
 
 @dataclass(frozen=True)
 class EndpointConfig:
-    base_url: str
+    base_url: str  # without userinfo: a key written into the URL is moved to `url_auth` on construction
     model: str = ""
     provider: str = "auto"
     api_key_env: str | None = None
     api_key_file: Path | None = None
-    timeout: float = 120.0
+    timeout: float = 120.0  # seconds for one whole exchange (connect, first byte, body)
     insecure: bool = False
+    max_response_mb: float | None = None  # None: sized from each request (providers/http.py)
+    url_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
@@ -44,20 +48,45 @@ class EndpointConfig:
             raise UsageError("--provider local scores in this process: give --model, not --base-url")
         if self.provider != "local" and not self.base_url:
             raise UsageError(f"--provider {self.provider} needs --base-url (or use --provider local --model PATH)")
+        mb = self.max_response_mb
+        if mb is not None and not (math.isfinite(mb) and mb > 0):
+            raise UsageError(f"--max-response-mb must be a positive number (got {mb})")
+        base, auth = split_url_credentials(self.base_url)
+        if auth is not None:
+            object.__setattr__(self, "base_url", base)
+            object.__setattr__(self, "url_auth", auth)
+
+    @property
+    def exchange(self) -> ExchangeLimits:
+        cap = None if self.max_response_mb is None else int(self.max_response_mb * (1 << 20))
+        return ExchangeLimits(deadline=self.timeout, max_response_bytes=cap)
 
 
 def endpoint_secrets(ep: EndpointConfig) -> tuple[str, ...]:
+    """Every credential of this endpoint (the key, a URL's password, a URL user long enough to be a key)."""
     key = resolve_api_key(
         ep.api_key_env, ep.api_key_file, dict(os.environ), default_env=default_key_env(ep.provider, ep.base_url)
     )
-    return (key,) if key else ()
+    user, password = ep.url_auth or ("", "")
+    return tuple(s for s in (key, password, user if len(user) >= 8 else "") if s)
 
 
-def http_client(ep: EndpointConfig) -> httpx.AsyncClient:
+def http_client(ep: EndpointConfig) -> AuditClient:
+    """The one client for an endpoint: its credential in the Authorization header, TLS as configured, and
+    the per-exchange deadline and size cap that providers/http.py enforces."""
+    key = resolve_api_key(
+        ep.api_key_env, ep.api_key_file, dict(os.environ), default_env=default_key_env(ep.provider, ep.base_url)
+    )
     headers = {}
-    for key in endpoint_secrets(ep):
+    if key and ep.url_auth:
+        raise UsageError("give the key with --api-key-env/--api-key-file or in the URL, not both")
+    if key:
         headers["Authorization"] = f"Bearer {key}"
-    return httpx.AsyncClient(
+    elif ep.url_auth:
+        pair = base64.b64encode(":".join(ep.url_auth).encode()).decode()
+        headers["Authorization"] = f"Basic {pair}"
+    return AuditClient(
+        exchange=ep.exchange,
         headers=headers,
         timeout=httpx.Timeout(ep.timeout, connect=min(10.0, ep.timeout)),
         verify=not ep.insecure,

@@ -98,6 +98,7 @@ class ScoreCache:
                 db = sqlite_utils.Database(conn)
                 db.enable_wal()
                 conn.execute("PRAGMA synchronous = NORMAL")
+                conn.execute("PRAGMA secure_delete = ON")  # a replaced row (an old probe's server strings) is zeroed
                 migrations.apply(db)
         except (sqlite3.Error, OSError) as err:
             raise CacheError(f"cannot open cache {self.path}: {err}") from err
