@@ -149,13 +149,16 @@ def server_bounds(provider: Provider) -> Callable[[Sequence[str]], Any]:
 
 
 def prompt_keys(
-    provider: Provider, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]]
+    provider: Provider, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]], *, insecure: bool = False
 ) -> tuple[dict[str, Any], list[list[str]]]:
     """The scoring parameters that identify an answer, and every rendered prompt's cache key.
 
     What the server says it loaded (vLLM: the weights' path) joins the parameters, so a different
-    checkpoint served under the same name and port never reuses another's scores."""
+    checkpoint served under the same name and port never reuses another's scores; so does the TLS mode:
+    scores fetched without certificate checks (`insecure`) are never reused by a verified run."""
     params = {**provider.scoring_params(), **({"model_root": info.extra["root"]} if info.extra.get("root") else {})}
+    if insecure:
+        params["tls_verified"] = False
     endpoint, model = provider.identity(info)
     keys = [
         [cache_key(endpoint=endpoint, model=model, prompt=r.text, params=params) for r in rows]

@@ -7,11 +7,11 @@ a callback so the CLI can draw a bar.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.analysis.assess import assess
@@ -24,7 +24,7 @@ from auditor.endpoint.config import (
     prompt_keys,
     server_bounds,
 )
-from auditor.errors import AuditorError
+from auditor.errors import AuditorError, BudgetExceeded
 from auditor.report.build import Report, build_report
 from auditor.report.spend import extra_sections
 from auditor.run.config import AuditConfig
@@ -34,6 +34,8 @@ from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
 from auditor.scoring.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
 from providers.base import EndpointInfo, provider_class
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,7 +59,7 @@ async def run_audit(
     budget = Budget(cfg.limits) if cfg.limits.any else None
     with ScoreCache(cfg.cache_path) as cache:
         async with http_client(ep) as client:
-            probed, probe_cached = await probe_endpoint(client, cache, ep, refresh=False)
+            probed, probe_cached = await _probe_within(budget, probe_endpoint(client, cache, ep, refresh=False))
             info = probed.info
             provider = provider_class(probed.provider)(
                 client,
@@ -66,7 +68,7 @@ async def run_audit(
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
-            params, keys = prompt_keys(provider, info, plan.rendered)
+            params, keys = prompt_keys(provider, info, plan.rendered, insecure=ep.insecure)
             tasks = [
                 [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
                 for ks, rows in zip(keys, plan.rendered, strict=True)
@@ -141,6 +143,19 @@ async def run_audit(
     if interrupted:
         raise AuditInterrupted(outcome)
     return outcome
+
+
+async def _probe_within(budget: Budget | None, probing: Awaitable[T]) -> T:
+    """The probe, inside --max-time like everything else: the time budget starts before it."""
+    left = budget.time_left() if budget is not None else None
+    try:
+        async with asyncio.timeout(None if left is None else max(0.0, left)):
+            return await probing
+    except TimeoutError:
+        assert budget is not None
+        budget.end("time")
+        raise BudgetExceeded("time", f"--max-time {budget.limits.seconds:g} s reached while probing the endpoint;"
+                             " nothing was scored") from None  # fmt: skip
 
 
 class _SequentialWatcher:

@@ -36,7 +36,7 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
     with ScoreCache(cfg.cache_path) as cache:
         async with http_client(ep) as client:
             provider, info, how = await _provider(client, cache, cfg)
-            _, keys = prompt_keys(provider, info, plan.rendered)
+            _, keys = prompt_keys(provider, info, plan.rendered, insecure=ep.insecure)
             uncached = [
                 [r.text for r, k in zip(rows, ks, strict=True) if cache.get(k) is None]
                 for rows, ks in zip(plan.rendered, keys, strict=True)

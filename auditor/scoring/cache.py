@@ -1,9 +1,11 @@
 """The SQLite cache of scored prompts (sqlite-utils, WAL, schema by migrations).
 
 Key: `v1:` + sha256 of canonical JSON over an explicit allow-list: endpoint base URL, model as
-served, prompt text, and the provider's scoring parameters. Value: tokens, offsets, token ids
+served, prompt text, and the provider's scoring parameters (with `tls_verified: false` for scores
+fetched with --insecure, so a verified run never reuses them). Value: tokens, offsets, token ids
 (JSON), log-probabilities (float64 blob, NaN for the first token's null), and a digest over both so
-that a damaged row is detected, discarded and fetched again, never used. A failure is never a score:
+that a damaged row is detected, discarded and fetched again, never used; so is a row that is not a
+score (a logprob not finite or above 0, which versions before the check cached). A failure is never a score:
 prompts that failed for good are rows of their own table (`failures`), so a re-run can retry them
 (`--retry-failed`). The schema is in auditor/scoring/migrations.py.
 """
@@ -136,6 +138,9 @@ class ScoreCache:
         except (ValueError, KeyError, TypeError):
             self._discard(key)
             return None
+        if record.problem() is not None:  # written before logprobs were checked (+/-inf, > 0): fetch again
+            self._discard(key)
+            return None
         self.stats.hits += 1
         return record
 
@@ -146,6 +151,9 @@ class ScoreCache:
         self.stats.misses += 1
 
     def put(self, key: str, *, endpoint: str, model: str, record: LogprobRecord) -> None:
+        problem = record.problem()
+        if problem is not None:  # providers refuse these before they become records: a bug if it happens
+            raise ValueError(f"refusing to cache a record that is not a score: {problem}")
         meta, values, digest = _encode(record)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self.db.conn:

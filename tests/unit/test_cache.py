@@ -70,3 +70,24 @@ def test_insert_or_ignore_keeps_first(tmp_path: Path) -> None:
         cache.put("k", endpoint="e", model="m", record=REC)
         cache.put("k", endpoint="e", model="m", record=other)
         assert cache.get("k") == REC
+
+
+def test_a_row_that_is_not_a_score_is_discarded_and_never_written(tmp_path: Path) -> None:
+    """What versions before the logprob check cached: +Infinity, or above 0, with a digest that matches."""
+    import struct
+    from hashlib import sha256
+
+    import pytest
+
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        for key, value in (("inf", float("inf")), ("pos", 2.5), ("nan", float("nan"))):
+            cache.put(key, endpoint="e", model="m", record=REC)
+            meta, values = cache.db.execute("select record_json, logprobs from scores where key=?", [key]).fetchone()
+            bad = values[:8] + struct.pack("<d", value) + values[16:]
+            digest = sha256(meta.encode() + b"\x00" + bad).hexdigest()
+            cache.db.execute("update scores set logprobs=?, digest=? where key=?", [bad, digest, key])
+            assert cache.get(key) is None  # discarded, to be fetched again
+        assert cache.stats.discarded == 3 and cache.db.execute("select count(*) from scores").fetchone()[0] == 0
+        poisoned = LogprobRecord(tokens=("<s>", "Hi"), logprobs=(None, float("-inf")), offsets=(0, 0))
+        with pytest.raises(ValueError, match="not a score"):
+            cache.put("k", endpoint="e", model="m", record=poisoned)
