@@ -67,7 +67,10 @@ def assess(
     exclude_order_sensitive: bool = False,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
+    n_degenerate: int = 0,
 ) -> Assessment:
+    """Decisions under `method`; `n_degenerate`: items scored but left out (degenerate scores), which the
+    dataset verdict names when too few items are left to decide."""
     by_id = {it.id: it for it in items}
     reasons = {v.id: order_sensitivity(by_id[v.id]) for v in verdicts}
     groups = group_by_option_set([by_id[v.id] for v in verdicts])
@@ -79,11 +82,10 @@ def assess(
         ctrl, source = load_control(control)
         null = control_null(ctrl, alpha, source)
     else:
-        ks = sorted({v.n_orderings for v in kept}) or [24]
-        null = exchangeable_null(max(ks), alpha, seed)  # K differs only across option counts; the largest is strictest
+        null = exchangeable_null([v.n_orderings for v in kept], alpha, seed)  # one pair of thresholds per K
     flagged, scenario, pb = _decisions(kept, method, null)
     units = representatives(kept, group_of, seed)
-    summary = summarize(units, null)
+    summary = summarize(units, null, n_degenerate=n_degenerate)
     winners = [v.id for v in units if v.rank_random == 1]
     if winners:
         sensitive = sum(bool(reasons[i]) for i in winners)

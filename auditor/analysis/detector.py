@@ -90,6 +90,24 @@ class ItemVerdict:
         return self.orderings[self.best_index]
 
 
+TIE = 1e-9  # nats: scores closer than this (relative to their size) are the same score
+
+
+def degenerate_reason(scores: Sequence[float], records: Sequence[LogprobRecord]) -> str | None:
+    """Why an item's scores say nothing about the order of its options, or None.
+
+    Every ordering scored the same (a rank means nothing: the reference rule would count the published
+    order as the winner), or every token of every ordering came back with one logprob (the scores then
+    only count tokens). Such items are reported as degenerate and never used as evidence."""
+    top = max(scores)
+    if top - min(scores) <= TIE * max(1.0, abs(top)):
+        return f"degenerate scores: all {len(scores)} orderings scored the same ({top:.6g})"
+    values = {v for r in records for v in r.logprobs[1:] if v is not None}
+    if len(values) == 1:
+        return f"degenerate scores: every token of every ordering has the same logprob ({values.pop():.6g})"
+    return None
+
+
 @dataclass(frozen=True)
 class ItemFailure:
     id: str

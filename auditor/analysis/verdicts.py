@@ -8,21 +8,30 @@ Item level (the default, `flagged`), two scenarios:
 The thresholds come from a null distribution, chosen so that an item without leakage is flagged with
 probability `alpha` (half for each scenario):
 - "exchangeable" (no control): orderings are interchangeable and their scores roughly normal; the
-  thresholds are simulated (seeded) for the item's K. It ignores natural order, so it is optimistic
-  for items that read well only in their published order: those are reported separately.
+  thresholds are simulated (seeded) for each K among the items (one pair per option count). It ignores
+  natural order, so it is optimistic for items that read well only in their published order: those are
+  reported separately.
 - "control": the statistics of a clean reference (`--control-run`: the same items on a model known not
   to have seen them, or clean items on the same model) are the null; thresholds are its quantiles.
+Items with fewer than `MIN_FLAG_K` orderings (two options) are never flagged: with one other ordering
+there is no spread to stand out from, and "which of two wins" has p = 1/2 > alpha.
 
 Dataset level: a top-1 count test (exact binomial / Poisson-binomial against 1/K), a rank-sum test
 that uses every item's rank, a chance-corrected leaked fraction with a 95% interval, per-subject tests
 with Benjamini-Hochberg correction, and with a control, a one-sided Fisher test of the audited top-1
 rate against the control's. Items that share one option list are counted once (a seeded
 representative), since they leak through each other.
+
+Verdicts: "leakage" (p < DATASET_ALPHA), "no_evidence", and two that decide nothing (`UNDECIDED`, their
+own exit code in the CLI): "nothing_scored" (no item has scores) and "too_few_scored" (even if every unit
+had the published order on top, the test could not reach DATASET_ALPHA: "no evidence" would only say
+that too little was scored; items whose scores are degenerate count as not scored here).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,27 +51,45 @@ from auditor.analysis.stats import (
 
 DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
 DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
+MIN_FLAG_K = 3  # fewer orderings than this: an item is never flagged (see the module docstring)
+VERDICTS = ("leakage", "no_evidence", "too_few_scored", "nothing_scored")
+UNDECIDED = ("too_few_scored", "nothing_scored")  # no decision was possible
 _SIMULATIONS = 20_000
 
 
 @dataclass(frozen=True)
 class Null:
     kind: str  # "exchangeable" | "control"
-    threshold_a: float
+    threshold_a: float  # for the largest K (exchangeable) or every K (control)
     threshold_b: float
     alpha: float
     control_top1: int = 0
     control_n: int = 0
     source: str = ""
     control_z: dict[str, float] = field(default_factory=dict)  # item id -> the control's z_published
+    by_k: dict[int, tuple[float, float]] = field(default_factory=dict)  # exchangeable: K -> (a, b)
+
+    def thresholds(self, k: int) -> tuple[float, float]:
+        """Scenario a and b thresholds for an item with K orderings (infinite: never flagged)."""
+        if k < MIN_FLAG_K:
+            return math.inf, math.inf
+        return self.by_k.get(k, (self.threshold_a, self.threshold_b))
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "alpha": self.alpha, "threshold_a": self.threshold_a,
-                               "threshold_b": self.threshold_b}  # fmt: skip
+        out: dict[str, Any] = {"kind": self.kind, "alpha": self.alpha, "threshold_a": _finite(self.threshold_a),
+                               "threshold_b": _finite(self.threshold_b)}  # fmt: skip
+        if len(self.by_k) > 1 or any(k < MIN_FLAG_K for k in self.by_k):
+            out["thresholds_by_k"] = {str(k): {"a": _finite(self.thresholds(k)[0]), "b": _finite(self.thresholds(k)[1])}
+                                      for k in sorted(self.by_k)}  # fmt: skip
+            out["never_flagged_below_k"] = MIN_FLAG_K
         # control_z stays out: the control run's own report has it
         if self.kind == "control":
             out |= {"source": self.source, "control_top1": self.control_top1, "control_n": self.control_n}
         return out
+
+
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None  # JSON has no infinity: null means "never flagged"
 
 
 def _stats_of(scores: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -88,10 +115,19 @@ def _threshold(values: np.ndarray[Any, Any], rate: float) -> float:
     return float(np.nextafter(finite[k], np.inf))
 
 
-def exchangeable_null(k: int, alpha: float = DEFAULT_ALPHA, seed: int = 0) -> Null:
-    rng = np.random.default_rng(seed)
-    _, z_a, z_b = _stats_of(rng.normal(size=(_SIMULATIONS, k)))
-    return Null("exchangeable", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha)
+def exchangeable_null(k: int | Sequence[int], alpha: float = DEFAULT_ALPHA, seed: int = 0) -> Null:
+    """Thresholds simulated for each K (orderings per item) in `k`; K below MIN_FLAG_K is never flagged."""
+    ks = sorted({k} if isinstance(k, int) else set(k)) or [24]
+    by_k: dict[int, tuple[float, float]] = {}
+    for K in ks:
+        if K < MIN_FLAG_K:
+            by_k[K] = (math.inf, math.inf)
+            continue
+        rng = np.random.default_rng(seed)
+        _, z_a, z_b = _stats_of(rng.normal(size=(_SIMULATIONS, K)))
+        by_k[K] = (_threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2))
+    top_a, top_b = by_k[ks[-1]]
+    return Null("exchangeable", top_a, top_b, alpha, by_k=by_k)
 
 
 def control_null(control: Sequence[ItemVerdict], alpha: float = DEFAULT_ALPHA, source: str = "") -> Null:
@@ -109,9 +145,10 @@ class ItemDecision:
 
 
 def decide(v: ItemVerdict, null: Null) -> ItemDecision:
-    if v.rank == 1 and v.z_published >= null.threshold_a:
+    threshold_a, threshold_b = null.thresholds(v.n_orderings)
+    if v.rank == 1 and v.z_published >= threshold_a:
         return ItemDecision(True, "a")
-    if v.best_index != 0 and v.outlier_score >= null.threshold_b:
+    if v.best_index != 0 and v.outlier_score >= threshold_b:
         return ItemDecision(True, "b")
     return ItemDecision(False, None)
 
@@ -145,7 +182,8 @@ class DatasetSummary:
     verdict_test: str = ""  # which test gave it
 
 
-def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
+def summarize(units: Sequence[ItemVerdict], null: Null, *, n_degenerate: int = 0) -> DatasetSummary:
+    """The dataset verdict over `units`; `n_degenerate`: items scored but left out (degenerate scores)."""
     n = len(units)
     top1 = sum(v.rank_random == 1 for v in units)
     chances = [1.0 / v.n_orderings for v in units]
@@ -161,8 +199,33 @@ def summarize(units: Sequence[ItemVerdict], null: Null) -> DatasetSummary:
     sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
     if test:
         sentence += f" [{test}]"
+    best = best_case_p(units, null)
+    if n == 0 and n_degenerate == 0:
+        verdict, sentence = "nothing_scored", "nothing was scored: no item has scores to judge (see the failures)"
+    elif not leak and best >= DATASET_ALPHA:
+        verdict = "too_few_scored"
+        sentence = (f"too few items scored to decide: with {n} unit(s), even the published order on top in every"
+                    f" one would give p = {best:.2g}, not below {DATASET_ALPHA:g}")  # fmt: skip
+        if n_degenerate:
+            sentence += (f"; {n_degenerate} item(s) scored but left out because their scores are degenerate (every"
+                         " ordering scored the same, or every token the same logprob): the server's logprobs do not"
+                         " depend on the order of the options")  # fmt: skip
     return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, sentence,
                           _subjects(units), p_key, key_test)  # fmt: skip
+
+
+def best_case_p(units: Sequence[ItemVerdict], null: Null) -> float:
+    """The smallest p-value the verdict's test could give on these units (every one with the published order
+    on top): at or above DATASET_ALPHA, no outcome could show leakage."""
+    if not units:
+        return 1.0
+    if null.kind == "control":
+        paired = sum(v.id in null.control_z for v in units)
+        if paired >= PAIRED_MIN:
+            return wilcoxon_greater([1.0] * paired)
+        return fisher_greater(len(units), len(units), null.control_top1, null.control_n)
+    ks = [v.n_orderings for v in units]
+    return min(poisson_binomial_sf(len(units), [1.0 / k for k in ks]), rank_sum_p_value([1] * len(units), ks))
 
 
 PAIRED_MIN = 10

@@ -1,7 +1,7 @@
 """The command line's edge: parse, dispatch, and turn errors into one line and an exit code.
 
 Nothing below the CLI prints or exits. Domain errors become one line on stderr and an exit code
-(2 bad input, 3 cache, 4 endpoint); set AUDITOR_DEBUG=1 for the traceback.
+(`EXIT_CODES`, also printed by --help); set AUDITOR_DEBUG=1 for the traceback.
 """
 
 from __future__ import annotations
@@ -25,10 +25,21 @@ from auditor.errors import AuditorError, CapabilityError
 from auditor.run.audit import AuditInterrupted
 
 DESCRIPTION = "Tell whether a language model was trained on a multiple-choice benchmark, from an endpoint."
+EXIT_CODES = """exit codes:
+  0    a verdict: leakage or no evidence (report written)
+  1    internal error (a bug; AUDITOR_DEBUG=1 for the traceback)
+  2    bad input: flags, dataset, template, an unusable --out
+  3    the cache cannot be opened, written or locked
+  4    the endpoint: unreachable, refused, or cannot give prompt logprobs
+  5    a budget (--max-time, --max-tokens...) ran out before anything was scored
+  6    no verdict: nothing was scored, or too few items to decide (report written, verdict
+       nothing_scored or too_few_scored)
+  130  interrupted by Ctrl-C, 143 by SIGTERM (a partial report is written once scoring started)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="auditor", description=DESCRIPTION)
+    parser = Parser(prog="auditor", description=DESCRIPTION, epilog=EXIT_CODES,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 

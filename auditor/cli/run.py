@@ -7,9 +7,12 @@ import json
 import sys
 from typing import Any
 
+from auditor.analysis.verdicts import UNDECIDED
 from auditor.cli.options import audit_config
 from auditor.run.audit import AuditOutcome, run_audit, summary_line
 from auditor.run.estimate import estimate, render
+
+EXIT_UNDECIDED = 6  # the run finished and wrote its report, but nothing (or too little) was scored to decide
 
 
 def progress_hooks() -> tuple[Any, Any, Any]:
@@ -40,6 +43,10 @@ async def run_command(args: argparse.Namespace) -> int:
     finally:
         close()
     print_outcome(outcome)
+    summary = outcome.report.data["summary"]
+    if summary["verdict"] in UNDECIDED:
+        print(f"auditor: no verdict ({summary['verdict']}): {summary['verdict_text']}", file=sys.stderr)
+        return EXIT_UNDECIDED
     return 0
 
 

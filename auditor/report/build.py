@@ -97,6 +97,9 @@ def build_report(
     if seq is not None:  # an always-valid decision replaces the fixed-sample one (peeking invalidates it)
         summary.update(_sequential_summary(seq))
     summary["n_not_scored"] = extra.get("not_scored", {}).get("count", 0)
+    summary["n_degenerate"] = extra.get("degenerate", {}).get("count", 0)
+    if not verdicts:  # nothing to judge, sequential or not: the fixed-sample summary says why
+        summary["verdict"], summary["verdict_text"] = a.summary.verdict, a.summary.sentence
     data = {
         "summary": summary,
         "items": [
@@ -159,8 +162,8 @@ def _sequential_summary(seq: dict[str, Any]) -> dict[str, Any]:
     else:
         text = (f"sequential test undecided after {n} items: leaked fraction {lo:.0%} to {hi:.0%}"
                 f" ({1 - alpha:.0%} confidence sequence); add items or raise the budget")  # fmt: skip
-    return {
-        "verdict": "leakage" if decision == "leakage" else "no_evidence",
+    return {  # undecided: the items ran out before the test could decide: too few scored
+        "verdict": {"leakage": "leakage", "no_evidence": "no_evidence"}.get(decision, "too_few_scored"),
         "verdict_text": text,
         "leaked_fraction": {"estimate": seq["leaked_fraction_estimate"], "low": lo, "high": hi},
         "sequential_decision": decision,
@@ -282,6 +285,8 @@ def render_markdown(data: dict[str, Any]) -> str:
         f"({'excluded' if s['n_excluded_order_sensitive'] else 'kept'}) |",
         f"| null | {null_text} |",
         f"| items that failed | {s['n_failed']} |",
+        *([f"| items with degenerate scores (not evidence, left out) | {s['n_degenerate']} |"]
+          if s.get("n_degenerate") else []),
         f"| items skipped as invalid | {s['n_skipped_invalid']} |",
         "",
         *_spend_lines(data),
@@ -301,6 +306,12 @@ def render_markdown(data: dict[str, Any]) -> str:
             f"{'yes' if it['flagged'] else 'no'} | {', '.join(it['order_reasons']) or 'no'} |"
             for it in top
         ]
+        lines.append("")
+    degenerate = (data.get("degenerate") or {}).get("items") or []
+    if degenerate:
+        lines += ["## Degenerate scores", "", f"{len(degenerate)} item(s) were scored but their scores cannot show a"
+                  " preference for any order, so they are left out of every statistic; the first ones:", ""]
+        lines += [f"- `{d['id']}`: {d['reason']}" for d in degenerate[:10]]
         lines.append("")
     if data["failures"]:
         lines += ["## Failures", "", f"{len(data['failures'])} item(s) could not be scored; the first ones:", ""]

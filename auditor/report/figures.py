@@ -133,12 +133,13 @@ def statistic_distribution(data: dict[str, Any]) -> Figure:
     if control:
         fig.add_histogram(x=ctrl, name=f"control ({len(ctrl)} items)", marker_color=CONTROL, opacity=0.6,
                           histnorm=norm, xbins=bins)  # fmt: skip
-    fig.add_vline(
-        x=null["threshold_a"],
-        line={"dash": "dash", "color": "#1f2328"},
-        annotation_text=f"flag threshold {null['threshold_a']:.2f}",
-        annotation_position="top right",
-    )
+    if null.get("threshold_a") is not None:  # None: these items are never flagged (two options)
+        fig.add_vline(
+            x=null["threshold_a"],
+            line={"dash": "dash", "color": "#1f2328"},
+            annotation_text=f"flag threshold {null['threshold_a']:.2f}",
+            annotation_position="top right",
+        )
     fig.update_layout(
         **_LAYOUT,
         barmode="overlay",

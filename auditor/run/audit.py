@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.analysis.assess import assess
-from auditor.analysis.detector import ItemFailure, ItemVerdict, min_k_prob, span_score
+from auditor.analysis.detector import ItemFailure, ItemVerdict, degenerate_reason, min_k_prob, span_score
 from auditor.analysis.sequential import SequentialTest
 from auditor.endpoint.config import (
     endpoint_secrets,
@@ -111,28 +111,30 @@ async def run_audit(
             budget.close_all_reserved()
         used = watcher.used if watcher is not None and watcher.seq.decision else len(plan.items)
         paper = cfg.method.startswith("paper")
-        verdicts, failures, not_scored = _judge(plan, results[:used], cfg.seed, cfg.max_orderings, paper=paper)
+        judged = _judge(plan, results[:used], cfg.seed, cfg.max_orderings, paper=paper)
         scored_not_used = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = _provenance(cfg, plan, info, params, (first, last))
         assessment = assess(
-            verdicts,
+            judged.verdicts,
             plan.items,
             method=cfg.method,
             control=cfg.control_run,
             exclude_order_sensitive=cfg.exclude_order_sensitive,
             alpha=cfg.alpha,
             seed=cfg.seed,
+            n_degenerate=len(judged.degenerate),
         )
-        stopped_early = bool(not_scored) and (budget is not None and budget.stopped is not None)
+        stopped_early = bool(judged.not_scored) and (budget is not None and budget.stopped is not None)
+        extra = extra_sections(plan, cfg, results[:used], judged.not_scored, budget, seq)
         report = build_report(
-            verdicts,
-            failures,
+            judged.verdicts,
+            judged.failures,
             provenance,
             skipped=[s.__dict__ for s in plan.load.skipped],
             partial=interrupted or stopped_early,
             assessment=assessment,
-            extra=extra_sections(plan, cfg, results[:used], not_scored, budget, seq),
+            extra={**extra, **judged.degenerate_section()},
             texts={it.id: it for it in plan.items},
         )
         paths = report.write(cfg.out)
@@ -245,10 +247,19 @@ def _provenance(
     }
 
 
+@dataclass(frozen=True)
+class Degenerate:
+    """An item scored, but whose scores say nothing about order (`detector.degenerate_reason`)."""
+
+    id: str
+    subject: str
+    reason: str
+
+
 def _judge_one(
     plan: Plan, i: int, res: list[PromptResult], seed: int, max_orderings: int, paper: bool = False
-) -> ItemVerdict | ItemFailure | str:
-    """An item's verdict, its failure, or (a string) why it was not scored."""
+) -> ItemVerdict | ItemFailure | Degenerate | str:
+    """An item's verdict, its failure, degenerate scores, or (a string) why it was not scored."""
     item, perms, rows = plan.items[i], plan.orderings[i], plan.rendered[i]
     errors = [r.error or "" for r in res if r.record is None]
     if errors and all(r.not_scored for r in res if r.record is None):
@@ -259,33 +270,52 @@ def _judge_one(
     try:
         records = [r.record for r in res if r.record is not None]
         spans = [span_score(rec, rend, skip_label=paper) for rec, rend in zip(records, rows, strict=True)]
-        return plan.design.judge(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0]),
-                                 max_orderings=max_orderings)  # fmt: skip
+        verdict = plan.design.judge(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0]),
+                                    max_orderings=max_orderings)  # fmt: skip
     except AuditorError as err:
         return ItemFailure(item.id, item.subject, str(err))
+    why = degenerate_reason(verdict.scores, records)
+    return verdict if why is None else Degenerate(item.id, item.subject, why)
+
+
+@dataclass
+class Judged:
+    verdicts: list[ItemVerdict] = field(default_factory=list)
+    failures: list[ItemFailure] = field(default_factory=list)
+    not_scored: list[dict[str, str]] = field(default_factory=list)
+    degenerate: list[Degenerate] = field(default_factory=list)
+
+    def degenerate_section(self) -> dict[str, Any]:
+        """report.json's `degenerate`: items scored but left out of every statistic, with the reason."""
+        items = [{"id": d.id, "subject": d.subject, "reason": d.reason} for d in self.degenerate]
+        return {"degenerate": {"count": len(items), "items": items}} if items else {}
 
 
 def _judge(
     plan: Plan, results: list[list[PromptResult]], seed: int, max_orderings: int = 120, paper: bool = False
-) -> tuple[list[ItemVerdict], list[ItemFailure], list[dict[str, str]]]:
-    verdicts: list[ItemVerdict] = []
-    failures: list[ItemFailure] = []
-    not_scored: list[dict[str, str]] = []
+) -> Judged:
+    out = Judged()
     for i, res in enumerate(results):
         outcome = _judge_one(plan, i, res, seed, max_orderings, paper)
         if isinstance(outcome, ItemVerdict):
-            verdicts.append(outcome)
+            out.verdicts.append(outcome)
         elif isinstance(outcome, ItemFailure):
-            failures.append(outcome)
+            out.failures.append(outcome)
+        elif isinstance(outcome, Degenerate):
+            out.degenerate.append(outcome)
         else:
-            not_scored.append({"id": plan.items[i].id, "reason": outcome})
-    return verdicts, failures, not_scored
+            out.not_scored.append({"id": plan.items[i].id, "reason": outcome})
+    return out
 
 
 def summary_line(report: Report) -> str:
     s = report.data["summary"]
-    return (
+    if s["verdict"] == "nothing_scored":
+        return f"nothing scored: {s['n_failed']} item(s) failed, {s.get('n_not_scored', 0)} not scored"
+    line = (
         f"{s['n_items']} items, {s['n_leaked']} with the published order on top "
         f"({s['leak_rate']:.1%} vs chance {s['chance_rate']:.1%}), p = {s['p_value']:.3g}, "
         f"{s['n_failed']} failed"
     )
+    n_degenerate = s.get("n_degenerate", 0)
+    return line + (f", {n_degenerate} with degenerate scores (left out)" if n_degenerate else "")

@@ -13,6 +13,7 @@ import pytest
 import respx
 
 from auditor.cli import main
+from auditor.cli.run import EXIT_UNDECIDED as TOO_FEW  # 1-2 items cannot reach a verdict: exit 6
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from tests.conftest import DATA_SLICES
@@ -130,11 +131,11 @@ def test_failed_prompts_are_counted_and_run_goes_on(dataset: Path, tmp_path: Pat
 
 def test_auto_detection_prefers_the_vllm_dialect(dataset: Path, tmp_path: Path) -> None:
     with serve(FakeServer()):
-        assert run_main(dataset, tmp_path, "--limit", "1") == 0
+        assert run_main(dataset, tmp_path, "--limit", "1") == TOO_FEW
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["provenance"]["endpoint"]["provider"] == "vllm"
     with serve(FakeServer(vllm_dialect=False)):  # a server without prompt_logprobs: echo it is
-        assert run_main(dataset, tmp_path / "b", "--limit", "1") == 0
+        assert run_main(dataset, tmp_path / "b", "--limit", "1") == TOO_FEW
     report = json.loads((tmp_path / "b" / "run" / "report.json").read_text())
     assert report["provenance"]["endpoint"]["provider"] == "openai-completions"
 
@@ -199,14 +200,14 @@ def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_pat
     args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--limit", "2",
             "--cache", str(tmp_path / "c.sqlite")]
     with serve(server):
-        assert main(args) == 0
+        assert main(args) == TOO_FEW
         sent = server.completion_requests
-        assert main(args) == 0
+        assert main(args) == TOO_FEW
         assert server.completion_requests == sent  # the refused prompt is remembered, not re-sent
         report = json.loads((tmp_path / "r" / "report.json").read_text())
         assert report["summary"]["n_failed"] == 1 and "refused" in report["failures"][0]["reason"]
         refusing[0] = False
-        assert main([*args, "--retry-failed"]) == 0
+        assert main([*args, "--retry-failed"]) == TOO_FEW
         assert server.completion_requests == sent + 1  # exactly the one failed prompt
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     assert report["summary"]["n_failed"] == 0 and report["summary"]["n_items"] == 2
@@ -233,7 +234,7 @@ def test_api_key_sent_but_never_written(dataset: Path, tmp_path: Path, monkeypat
         router.route(host="fake.test").mock(side_effect=handler)
         code = main(["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(out), "--limit", "2",
                      "--cache", str(cache), "--api-key-env", "AUDITOR_TEST_KEY"])
-        assert code == 0
+        assert code == TOO_FEW
         code = main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "1", "--cache", str(cache),
                      "--api-key-env", "AUDITOR_TEST_KEY"])
     assert seen_auth and all(a == f"Bearer {sentinel}" for a in seen_auth)
@@ -278,10 +279,10 @@ def test_other_weights_under_the_same_name_are_not_served_from_cache(dataset: Pa
     args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "2", "--cache", str(cache)]
     first = FakeServer(root="/models/checkpoint-a")
     with serve(first):
-        assert main([*args, "--out", str(tmp_path / "a")]) == 0
+        assert main([*args, "--out", str(tmp_path / "a")]) == TOO_FEW
     second = FakeServer(root="/models/checkpoint-b")
     with serve(second):
-        assert main([*args, "--out", str(tmp_path / "b")]) == 0
+        assert main([*args, "--out", str(tmp_path / "b")]) == TOO_FEW
     assert second.prompts_scored == 48 + 1  # nothing reused from checkpoint-a; re-probed (+1)
 
 
@@ -289,13 +290,13 @@ def test_insecure_tls_is_explicit_and_recorded(dataset: Path, tmp_path: Path) ->
     out = tmp_path / "r"
     with serve(FakeServer()):
         assert main(["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "1", "--out", str(out),
-                     "--cache", str(tmp_path / "c.sqlite"), "--insecure"]) == 0  # fmt: skip
+                     "--cache", str(tmp_path / "c.sqlite"), "--insecure"]) == TOO_FEW  # fmt: skip
     report = json.loads((out / "report.json").read_text())
     assert report["provenance"]["endpoint"]["insecure_tls"] is True
     assert "TLS verification was OFF" in (out / "report.md").read_text()
     with serve(FakeServer()):
         assert main(["run", "--base-url", BASE, "--dataset", str(dataset), "--limit", "1", "--out", str(out),
-                     "--cache", str(tmp_path / "c.sqlite")]) == 0  # fmt: skip
+                     "--cache", str(tmp_path / "c.sqlite")]) == TOO_FEW  # fmt: skip
     assert json.loads((out / "report.json").read_text())["provenance"]["endpoint"]["insecure_tls"] is False
 
 
@@ -320,5 +321,5 @@ def test_hosted_key_variables_are_read_only_for_their_own_host(
     assert auth("https://api.openai.com/v1", "together") is None  # nor another provider's host
 
     with serve_noting_auth(FakeServer()) as seen:
-        assert run_main(dataset, tmp_path, "--limit", "1") == 0
+        assert run_main(dataset, tmp_path, "--limit", "1") == TOO_FEW
     assert seen and not any(seen)

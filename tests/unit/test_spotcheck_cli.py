@@ -35,10 +35,10 @@ def published(items: list[Item]) -> set[str]:
     return {PAPER.render(it, tuple(range(len(it.options)))).text for it in items}
 
 
-def run(dataset: Path, tmp_path: Path, out: str, *extra: str) -> dict[str, Any]:
+def run(dataset: Path, tmp_path: Path, out: str, *extra: str, codes: tuple[int, ...] = (0,)) -> dict[str, Any]:
     args = ["run", "--base-url", BASE, "--model", "fake-model", "--dataset", str(dataset), "--out",
             str(tmp_path / out), "--cache", str(tmp_path / "c.sqlite"), "--skip-invalid", *extra]  # fmt: skip
-    assert main(args) == 0
+    assert main(args) in codes
     data: dict[str, Any] = json.loads((tmp_path / out / "report.json").read_text())
     return data
 
@@ -157,7 +157,8 @@ def test_time_budget_cancels_in_flight_work_and_writes_a_partial_report(big_data
     t0 = time.monotonic()
     with respx.mock(assert_all_called=False) as router:
         router.route(host="fake.test").mock(side_effect=slow)
-        rep = run(big_dataset, tmp_path, "t", "--limit", "40", "--max-time", "3.0", "--concurrency", "2")
+        rep = run(big_dataset, tmp_path, "t", "--limit", "40", "--max-time", "3.0", "--concurrency", "2",
+                  codes=(0, 6))  # 6: the items scored in time may be too few to decide
     assert time.monotonic() - t0 < 12.0  # without the limit: 40 items / 2 in flight x 1 s = 20 s
     assert rep["summary"]["partial"] and rep["budget"]["stopped_by"] == "time"
     assert 0 < rep["summary"]["n_items"] < 40 and rep["summary"]["n_not_scored"] == 40 - rep["summary"]["n_items"]

@@ -6,8 +6,15 @@ from pathlib import Path
 import numpy as np
 
 from auditor.analysis.assess import assess
-from auditor.analysis.detector import SpanScore, judge_item
-from auditor.analysis.verdicts import control_null, decide, exchangeable_null, representatives, summarize
+from auditor.analysis.detector import SpanScore, degenerate_reason, judge_item
+from auditor.analysis.verdicts import (
+    best_case_p,
+    control_null,
+    decide,
+    exchangeable_null,
+    representatives,
+    summarize,
+)
 from auditor.input.items import Item
 from auditor.prompts.orderings import orderings_for
 
@@ -83,3 +90,48 @@ def test_assess_end_to_end_with_control_file(tmp_path: Path) -> None:
     assert "no evidence" in same.summary.sentence
     alone = assess(base, items)
     assert alone.null.kind == "exchangeable" and "cannot be told apart" in alone.summary.sentence  # no false certainty
+
+
+def clean_items(n: int, k: int, seed: int):  # type: ignore[no-untyped-def]
+    """n items whose K orderings score independently (no preference): what a random-noise server gives."""
+    rng = np.random.default_rng(seed)
+    perms = orderings_for({2: 2, 6: 3, 24: 4, 120: 5}[k], max_orderings=120, seed=0, item_id="x")
+    return [judge_item(f"q{i}", "s", perms, [SpanScore(float(x), 3, 5) for x in rng.normal(-50, 2, size=k)])
+            for i in range(n)]  # fmt: skip
+
+
+def test_every_option_count_keeps_the_stated_false_positive_rate() -> None:
+    """Thresholds per K: before, all items got the largest K's (2 options: 100% flagged, 3 options: 14%)."""
+    items = {k: clean_items(3000, k, seed=k) for k in (2, 6, 24)}
+    null = exchangeable_null([v.n_orderings for vs in items.values() for v in vs], alpha=0.05)
+    rates = {k: float(np.mean([decide(v, null).flagged for v in vs])) for k, vs in items.items()}
+    assert rates[2] == 0.0  # two orderings: no spread to stand out from, never flagged
+    assert all(0.03 < rates[k] < 0.07 for k in (6, 24)), rates
+    assert null.thresholds(2) == (float("inf"), float("inf")) and null.thresholds(6) != null.thresholds(24)
+    js = null.to_json()
+    assert js["thresholds_by_k"]["2"] == {"a": None, "b": None} and json.dumps(js, allow_nan=False)
+
+
+def test_nothing_scored_and_too_few_to_decide_are_verdicts_of_their_own() -> None:
+    null = exchangeable_null(24)
+    assert summarize([], null).verdict == "nothing_scored"
+    assert summarize([], null, n_degenerate=5).verdict == "too_few_scored"
+    two = [verdict(i, [-1.0] + [-10.0] * 23) for i in range(2)]  # published on top in both, yet p >= 1/576
+    s = summarize(two, null)
+    assert s.verdict == "too_few_scored" and "too few items" in s.sentence
+    assert best_case_p(two, null) == 1 / 24**2
+    three = [verdict(i, [-1.0] + [-10.0] * 23) for i in range(3)]
+    assert summarize(three, null).verdict == "leakage"
+    noise = clean_items(60, 2, seed=3)  # 60 two-option items: enough units to decide
+    assert summarize(noise, exchangeable_null(2)).verdict == "no_evidence"
+
+
+def test_degenerate_scores_are_recognised() -> None:
+    from providers.base import LogprobRecord
+
+    def rec(*lps: float) -> LogprobRecord:
+        return LogprobRecord(tokens=("<s>",) + ("x",) * len(lps), logprobs=(None, *lps), offsets=(0,) * (len(lps) + 1))
+
+    assert "all 3 orderings scored the same" in str(degenerate_reason([-4.0, -4.0, -4.0], [rec(-1.0, -3.0)]))
+    assert "same logprob (-1)" in str(degenerate_reason([-4.0, -5.0], [rec(-1.0, -1.0), rec(-1.0)]))
+    assert degenerate_reason([-4.0, -5.0], [rec(-1.0, -3.0), rec(-2.0)]) is None
