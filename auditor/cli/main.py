@@ -9,9 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 
 from auditor import __version__
 from auditor.cli.compare import compare_command, compare_parser
@@ -67,16 +68,38 @@ def _secrets(args: argparse.Namespace) -> tuple[str, ...]:
         return ()
 
 
+async def _terminable(work: Awaitable[int], terminated: list[int]) -> int:
+    """`work`, with SIGTERM handled like Ctrl-C: the task is cancelled, so a run writes its partial report."""
+    task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def terminate() -> None:
+        terminated.append(signal.SIGTERM)
+        if task is not None:
+            task.cancel()
+
+    loop.add_signal_handler(signal.SIGTERM, terminate)
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def _how(terminated: list[int]) -> str:
+    return "terminated (SIGTERM)" if terminated else "interrupted"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a bad flag (already reported in one line)
         return exit_.code if isinstance(exit_.code, int) else 2
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
+    terminated: list[int] = []
     try:
         commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command}
         command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
-        return asyncio.run(command(args))
+        return asyncio.run(_terminable(command(args), terminated))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
@@ -88,14 +111,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AuditInterrupted as stop:
         print_outcome(stop.outcome)
         print(
-            "auditor: interrupted; the partial report above covers what was scored. Scored prompts are cached:"
-            " re-run the same command to resume.",
+            f"auditor: {_how(terminated)}; the partial report above covers what was scored. Scored prompts are"
+            " cached: re-run the same command to resume.",
             file=sys.stderr,
         )
-        return 130
-    except KeyboardInterrupt:
-        print("auditor: interrupted; scored prompts are cached: re-run the same command to resume", file=sys.stderr)
-        return 130
+        return 143 if terminated else 130
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print(f"auditor: {_how(terminated)}; scored prompts are cached: re-run the same command to resume",
+              file=sys.stderr)  # fmt: skip
+        return 143 if terminated else 130
     except Exception as err:  # a bug: still one line unless debugging
         if debug:
             traceback.print_exc()

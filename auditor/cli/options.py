@@ -78,6 +78,11 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
     )
     if not estimate:
         d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
+        d.add_argument(
+            "--force",
+            action="store_true",
+            help="replace a report of another audit (other endpoint, model or dataset) found in --out",
+        )
     d.add_argument(
         "--limit",
         type=int,
@@ -197,4 +202,5 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
         sequential=args.sequential,
         tolerance=args.tolerance,
         keep_order_sensitive=args.keep_order_sensitive,
+        force=getattr(args, "force", False),
     )

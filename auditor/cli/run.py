@@ -35,11 +35,15 @@ def progress_hooks() -> tuple[Any, Any, Any]:
     return start, advance, close
 
 
+def notice(text: str) -> None:
+    print(f"auditor: {text}", file=sys.stderr, flush=True)
+
+
 async def run_command(args: argparse.Namespace) -> int:
     cfg = audit_config(args)
     start, advance, close = progress_hooks()
     try:
-        outcome = await run_audit(cfg, on_start=start, on_progress=advance)
+        outcome = await run_audit(cfg, on_start=start, on_progress=advance, on_notice=notice)
     finally:
         close()
     print_outcome(outcome)

@@ -7,7 +7,8 @@ a callback so the CLI can draw a bar.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,11 +29,13 @@ from auditor.errors import AuditorError, BudgetExceeded
 from auditor.report.build import Report, build_report
 from auditor.report.spend import extra_sections
 from auditor.run.config import AuditConfig
+from auditor.run.outputs import check_model, check_out
 from auditor.run.plan import Plan, dataset_sha256, plan_audit
 from auditor.scoring.budget import Budget
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
 from auditor.scoring.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
+from auditor.scoring.turns import EndpointTurn
 from providers.base import EndpointInfo, provider_class
 
 T = TypeVar("T")
@@ -51,16 +54,24 @@ class AuditOutcome:
 
 
 async def run_audit(
-    cfg: AuditConfig, *, on_start: Callable[[int], None] | None = None, on_progress: Callable[[int], None] | None = None
+    cfg: AuditConfig,
+    *,
+    on_start: Callable[[int], None] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    on_notice: Callable[[str], None] | None = None,
 ) -> AuditOutcome:
     started = datetime.now(UTC)
     plan = plan_audit(cfg)
     ep = cfg.endpoint
     budget = Budget(cfg.limits) if cfg.limits.any else None
+    existing = check_out(cfg.out, base_url=ep.base_url, dataset=str(cfg.dataset), force=cfg.force)
     with ScoreCache(cfg.cache_path) as cache:
-        async with http_client(ep) as client:
-            probed, probe_cached = await _probe_within(budget, probe_endpoint(client, cache, ep, refresh=False))
+        cache.check_writable()
+        async with _turn(cfg, budget, on_notice), http_client(ep) as client:
+            probing = probe_endpoint(client, cache, ep, refresh=False)
+            probed, probe_cached = await _within(budget, "probing the endpoint", probing)
             info = probed.info
+            check_model(cfg.out, existing, info.model, force=cfg.force)
             provider = provider_class(probed.provider)(
                 client,
                 base_url=ep.base_url,
@@ -147,17 +158,36 @@ async def run_audit(
     return outcome
 
 
-async def _probe_within(budget: Budget | None, probing: Awaitable[T]) -> T:
-    """The probe, inside --max-time like everything else: the time budget starts before it."""
+async def _within(budget: Budget | None, doing: str, work: Awaitable[T]) -> T:
+    """Work before scoring (waiting for the cache, the probe), inside --max-time like everything else."""
     left = budget.time_left() if budget is not None else None
     try:
         async with asyncio.timeout(None if left is None else max(0.0, left)):
-            return await probing
+            return await work
     except TimeoutError:
         assert budget is not None
         budget.end("time")
-        raise BudgetExceeded("time", f"--max-time {budget.limits.seconds:g} s reached while probing the endpoint;"
+        raise BudgetExceeded("time", f"--max-time {budget.limits.seconds:g} s reached while {doing};"
                              " nothing was scored") from None  # fmt: skip
+
+
+@asynccontextmanager
+async def _turn(
+    cfg: AuditConfig, budget: Budget | None, on_notice: Callable[[str], None] | None
+) -> AsyncIterator[None]:
+    """This run's turn on the cache for its endpoint (auditor/scoring/turns.py), waited for within --max-time."""
+    turn = EndpointTurn(cfg.cache_path, cfg.endpoint.base_url)
+
+    def waiting(holder: str) -> None:
+        if on_notice is not None:
+            on_notice(f"waiting for another auditor run on {cfg.cache_path} against this endpoint ({holder}): its"
+                      " scores will be reused, not paid for again")  # fmt: skip
+
+    try:
+        await _within(budget, "waiting for another run on this cache", turn.wait(waiting))
+        yield
+    finally:
+        turn.release()
 
 
 class _SequentialWatcher:

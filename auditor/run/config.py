@@ -43,6 +43,7 @@ class AuditConfig:
     sequential: bool = False
     tolerance: float = 0.10
     keep_order_sensitive: bool = False  # --sequential leaves order-sensitive items out unless this is set
+    force: bool = False  # replace another audit's report in --out
 
     def __post_init__(self) -> None:
         check_audit(self)

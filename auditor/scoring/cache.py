@@ -124,6 +124,19 @@ class ScoreCache:
             raise CacheError("cache is not open")
         return self._db
 
+    def check_writable(self) -> None:
+        """A real write, rolled back: a read-only cache fails here, before anything is paid for."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute("insert or replace into failures (key, endpoint, model, reason, failed_at)"
+                             " values ('', '', '', 'write check', '')")  # fmt: skip
+            finally:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error as err:
+            raise CacheError(f"cache {self.path} is not writable ({err}); give another --cache") from None
+
     def get(self, key: str) -> LogprobRecord | None:
         row = self.db.execute("select record_json, logprobs, digest from scores where key = ?", [key]).fetchone()
         if row is None:

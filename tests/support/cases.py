@@ -12,9 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sqlite3
-import stat
 import struct
 import sys
 import tempfile
@@ -115,12 +115,12 @@ def gzip_bomb(ctx: Ctx) -> Outcome:
 # -- 3. poisoned cache ---------------------------------------------------------------------------------------
 def infinite_logprobs(ctx: Ctx) -> Outcome:
     """+/-Infinity logprobs, then the same cache against a fixed server on the same port."""
-    data = mmlu_dataset(ctx.tmp, 2)
+    data = mmlu_dataset(ctx.tmp, 3)
     with HostileServer("inf", after=1) as srv:
         first = ctx.audit(srv.base_url, data, "inf", "--attempts", "2")
         port = srv.port
-    with FaultServer(port=port) as fixed:
-        second = ctx.audit(fixed.base_url, data, "inf", "--attempts", "2")
+    with FaultServer(port=port) as fixed:  # --retry-failed: prompts that failed for good are otherwise not re-sent
+        second = ctx.audit(fixed.base_url, data, "inf", "--attempts", "2", "--retry-failed")
     return Outcome(first, {"then_fixed_server": second.describe(), "second_rc": second.rc,
                            "second_stderr": second.stderr.strip()[-200:]})  # fmt: skip
 
@@ -134,7 +134,7 @@ def positive_logprobs(ctx: Ctx) -> Outcome:
 
 def poisoned_row(ctx: Ctx) -> Outcome:
     """Every cached row rewritten with +Infinity logprobs and a matching digest (what an older version cached)."""
-    data = mmlu_dataset(ctx.tmp, 2)
+    data = mmlu_dataset(ctx.tmp, 3)
     with FaultServer() as srv:
         clean = ctx.audit(srv.base_url, data, "poison")
         conn = sqlite3.connect(ctx.tmp / "poison.sqlite")
@@ -153,7 +153,7 @@ def poisoned_row(ctx: Ctx) -> Outcome:
 # -- 4. secrets ----------------------------------------------------------------------------------------------
 def key_echo(ctx: Ctx) -> Outcome:
     """A server that echoes the key in /models owned_by and root, /version and error bodies; run + probe."""
-    data = synthetic_dataset(ctx.tmp, 3, 3)
+    data = synthetic_dataset(ctx.tmp, 5, 3)
     lines = data.read_text().splitlines()
     lines[1] = lines[1].replace("Which place", "Please refuse: which place")
     data.write_text("\n".join(lines) + "\n")
@@ -171,7 +171,7 @@ def key_in_url(ctx: Ctx) -> Outcome:
     """The key as URL userinfo: http://auditor:KEY@127.0.0.1:P/v1."""
     with FaultServer() as srv:
         url = srv.base_url.replace("http://", f"http://auditor:{KEY}@")
-        run = ctx.audit(url, mmlu_dataset(ctx.tmp, 2), "url")
+        run = ctx.audit(url, mmlu_dataset(ctx.tmp, 3), "url")
     texts = {"stdout": run.stdout, "stderr": run.stderr}
     return Outcome(run, {"leaks": leaks(KEY, [ctx.tmp / "url", *ctx.tmp.glob("url.sqlite*")], texts)})
 
@@ -222,43 +222,52 @@ def all_ties(ctx: Ctx) -> Outcome:
 
 # -- 7. outputs ----------------------------------------------------------------------------------------------
 def unusable_outputs(ctx: Ctx) -> Outcome:
-    """--out an existing file, under a file, in a read-only directory; a read-only cache file."""
-    data = mmlu_dataset(ctx.tmp, 2)
-    (ctx.tmp / "afile").write_text("x")
-    ro = ctx.tmp / "ro"
-    ro.mkdir()
-    cache_ro = ctx.tmp / "ro.sqlite"
+    """--out an existing file, under a file, in a read-only directory; a read-only cache file (the last two run
+    as an unprivileged user when we are root: permissions mean nothing to root)."""
+    world = Path(tempfile.mkdtemp(prefix="hostile-outputs-"))
+    world.chmod(0o777)
+    data = mmlu_dataset(world, 2)
+    (world / "afile").write_text("x")
+    ro = world / "ro"
+    ro.mkdir(mode=0o555)
+    cache_ro = world / "ro.sqlite"
     facts: dict[str, Any] = {}
-    with FaultServer() as srv:
-        ctx.audit(srv.base_url, data, "ro")  # creates ro.sqlite
-        cache_ro.chmod(stat.S_IRUSR)
-        ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
-        try:
-            for name, out, cache in [("out is a file", ctx.tmp / "afile", "c1.sqlite"),
-                                     ("out under a file", ctx.tmp / "afile" / "sub", "c2.sqlite"),
+    try:
+        with FaultServer() as srv:
+            ctx.audit(srv.base_url, data, "ro", "--cache", cache_ro)  # creates the cache (and its lock files)
+            for p in [cache_ro, *world.glob("ro.sqlite?*")]:
+                p.chmod(0o666 if p.name.endswith((".lock", "-wal", "-shm")) else 0o444)
+            for lock in world.glob("ro.sqlite.locks/*"):
+                lock.chmod(0o666)
+            if (world / "ro.sqlite.locks").exists():
+                (world / "ro.sqlite.locks").chmod(0o777)
+            for name, out, cache in [("out is a file", world / "afile", "c1.sqlite"),
+                                     ("out under a file", world / "afile" / "sub", "c2.sqlite"),
                                      ("out read-only", ro / "sub", "c3.sqlite"),
-                                     ("cache read-only", ctx.tmp / "o4", cache_ro.name)]:  # fmt: skip
+                                     ("cache read-only", world / "o4", cache_ro.name)]:  # fmt: skip
                 before = srv.stats().requests
                 run = ctx.cli("run", "--base-url", srv.base_url, "--dataset", data, "--out", out, "--cache",
-                              ctx.tmp / cache, "--provider", "openai-completions")  # fmt: skip
+                              world / cache, "--provider", "openai-completions", as_nobody=True)  # fmt: skip
                 facts[name] = f"exit {run.rc}, {srv.stats().requests - before} requests"
                 last = run
-        finally:
-            ro.chmod(stat.S_IRWXU)
-            cache_ro.chmod(stat.S_IRUSR | stat.S_IWUSR)
+    finally:
+        shutil.rmtree(world, ignore_errors=True)
     return Outcome(last, facts)
 
 
 def other_audit_in_out(ctx: Ctx) -> Outcome:
-    """--out holds the report of another model's audit; then the same audit re-run."""
-    data = mmlu_dataset(ctx.tmp, 2)
+    """--out holds the report of model A's audit; model B's audit into it, then A's re-run, then B's with --force."""
+    data = mmlu_dataset(ctx.tmp, 3)
     with FaultServer(model="model-a") as a:
         ctx.audit(a.base_url, data, "shared")
-    with FaultServer(model="model-b") as b:
-        run = ctx.audit(b.base_url, data, "shared")
-        model = (report(ctx.tmp / "shared") or {}).get("provenance", {}).get("endpoint", {}).get("model")
-        again = ctx.audit(b.base_url, data, "shared") if run.rc == 2 else run
-    return Outcome(run, {"report_model_now": model, "stderr": run.stderr.strip()[-160:], "rerun_rc": again.rc})
+        with FaultServer(model="model-b") as b:
+            run = ctx.audit(b.base_url, data, "shared")
+            kept = (report(ctx.tmp / "shared") or {}).get("provenance", {}).get("endpoint", {}).get("model")
+            facts: dict[str, Any] = {"report_model_after": kept, "stderr": run.stderr.strip()[-140:]}
+            if run.rc == 2:
+                facts["same_audit_rerun_rc"] = ctx.audit(a.base_url, data, "shared").rc
+                facts["forced_rc"] = ctx.audit(b.base_url, data, "shared", "--force").rc
+    return Outcome(run, facts)
 
 
 # -- 8. smaller ----------------------------------------------------------------------------------------------
@@ -295,10 +304,10 @@ def two_processes(ctx: Ctx) -> Outcome:
 
 
 def sigterm(ctx: Ctx) -> Outcome:
-    """SIGTERM 2.5 s into a slow audit."""
+    """SIGTERM once the slow audit has sent 6 scoring requests."""
     with FaultServer("slow,seconds=0.1") as srv:
-        run = ctx.audit(srv.base_url, mmlu_dataset(ctx.tmp, 12), "term", "--concurrency", "1",
-                        signal_after=(2.5, signal.SIGTERM))  # fmt: skip
+        started = (lambda: srv.app.stats.requests >= 7, signal.SIGTERM)  # the probe + 6 scoring requests
+        run = ctx.audit(srv.base_url, mmlu_dataset(ctx.tmp, 12), "term", "--concurrency", "1", signal_when=started)
     s = _summary(ctx, "term")
     return Outcome(run, {"partial_report": bool(s), "partial": s.get("partial"), "n_items": s.get("n_items")})
 

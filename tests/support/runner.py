@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,16 +47,24 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
+NOBODY = 65534
+
+
 def run_cli(args: Sequence[str], *, cwd: Path, code: Path | None = None, env: dict[str, str] | None = None,
-            time_cap: float = 300.0, rss_cap_mb: float = 3000.0, signal_after: tuple[float, int] | None = None,
-            ) -> Run:  # fmt: skip
-    """`python -m auditor.cli ARGS`, killed past `time_cap` s or `rss_cap_mb` MB; `signal_after`: (s, signum)."""
+            time_cap: float = 300.0, rss_cap_mb: float = 3000.0,
+            signal_when: tuple[Callable[[], bool], int] | None = None, as_nobody: bool = False) -> Run:  # fmt: skip
+    """`python -m auditor.cli ARGS`, killed past `time_cap` s or `rss_cap_mb` MB. `signal_when`: (condition,
+    signum), sent once the condition holds. `as_nobody`: run as uid 65534 when we are root (permissions
+    mean nothing to root; needs setpriv)."""
     full_env = {**os.environ, **(env or {})}
     if code is not None:
         full_env["PYTHONPATH"] = os.pathsep.join([str(code), full_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    prefix = []
+    if as_nobody and os.geteuid() == 0:
+        prefix = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
-        proc = subprocess.Popen([sys.executable, "-m", "auditor.cli", *args], cwd=cwd, env=full_env,
+        proc = subprocess.Popen([*prefix, sys.executable, "-m", "auditor.cli", *args], cwd=cwd, env=full_env,
                                 stdout=out, stderr=err)  # fmt: skip
         killed, signalled = None, False
         while True:
@@ -64,8 +72,8 @@ def run_cli(args: Sequence[str], *, cwd: Path, code: Path | None = None, env: di
             if pid:
                 break
             elapsed = time.monotonic() - start
-            if signal_after is not None and not signalled and elapsed >= signal_after[0]:
-                proc.send_signal(signal_after[1])
+            if signal_when is not None and not signalled and signal_when[0]():
+                proc.send_signal(signal_when[1])
                 signalled = True
             if killed is None and elapsed > time_cap:
                 killed = "time cap"
