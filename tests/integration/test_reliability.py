@@ -140,8 +140,8 @@ def test_ctrl_c_writes_partial_report_and_resume_hint(dataset: Path, tmp_path: P
         out, cache = tmp_path / "int", tmp_path / "i.sqlite"
         args = run_args(srv.base_url, dataset, out, cache, "--concurrency", "1")
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60  # once scoring is under way (the probe + 6 requests), not after a fixed
-        while srv.app.stats.requests < 7 and time.monotonic() < deadline:  # sleep: startup is slow on busy CPUs
+        deadline = time.monotonic() + 60  # once 2 items are scored (the probe + 2 x 6 requests), not after a fixed
+        while srv.app.stats.requests < 14 and time.monotonic() < deadline:  # sleep: startup is slow on busy CPUs
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)

@@ -304,9 +304,9 @@ def two_processes(ctx: Ctx) -> Outcome:
 
 
 def sigterm(ctx: Ctx) -> Outcome:
-    """SIGTERM once the slow audit has sent 6 scoring requests."""
+    """SIGTERM once the slow audit has scored 2 items (one request each: 24 prompts, batch size 24)."""
     with FaultServer("slow,seconds=0.1") as srv:
-        started = (lambda: srv.app.stats.requests >= 7, signal.SIGTERM)  # the probe + 6 scoring requests
+        started = (lambda: srv.app.stats.requests >= 4, signal.SIGTERM)  # the probe + 3 scoring requests
         run = ctx.audit(srv.base_url, mmlu_dataset(ctx.tmp, 12), "term", "--concurrency", "1", signal_when=started)
     s = _summary(ctx, "term")
     return Outcome(run, {"partial_report": bool(s), "partial": s.get("partial"), "n_items": s.get("n_items")})
