@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Sequence
 from auditor import __version__
 from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
+from auditor.cli.demo import demo_command, demo_options
 from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
 from auditor.cli.probe import probe_command
 from auditor.cli.run import estimate_command, print_outcome, run_command
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list the benchmark samples shipped with auditor (--dataset NAME)")
     compare_parser(sub)
+
+    demo = sub.add_parser("demo", help="a real audit in ~3 minutes: the small embedded model, in this process, on MMLU")
+    demo_options(demo)
     return parser
 
 
@@ -97,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     terminated: list[int] = []
     try:
-        commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command}
+        commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command}
         command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
         return asyncio.run(_terminable(command(args), terminated))
     except CapabilityError as err:
