@@ -27,7 +27,7 @@ from __future__ import annotations
 class AuditorError(Exception):
     """Base of every error raised on purpose by auditor."""
 
-    exit_code = 1
+    exit_code = 70  # internal: a bug (1 is --fail-on-leak with a leakage verdict)
 
 
 class UsageError(AuditorError):
@@ -93,6 +93,10 @@ class EndpointError(AuditorError):
 
 class TransportError(EndpointError):
     """Could not complete the exchange (connect error, reset, timeout)."""
+
+    def __init__(self, message: str, *, endpoint: str | None = None, timeout: bool = False) -> None:
+        self.timeout = timeout
+        super().__init__(message, endpoint=endpoint)
 
 
 class HTTPStatusError(EndpointError):

@@ -106,7 +106,7 @@ def audit_on(server: ManagedServer, dataset: Path, out: Path, cache: Path, *extr
 
 
 def rates(report: dict[str, Any], truth: dict[str, dict[str, Any]], key: str) -> dict[str, float]:
-    """Share of items flagged by `key` (an item field, e.g. "leaked") per ground-truth status."""
+    """Share of items flagged by `key` (an item field, e.g. "top1" or "flagged") per ground-truth status."""
     out: dict[str, float] = {}
     by_id = {it["id"]: it for it in report["items"]}
     for status in STATUSES:

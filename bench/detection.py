@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.analysis.assess import Assessment, assess
-from auditor.analysis.detector import rebuild_verdict
+from auditor.analysis.detector import stats_from_report
 from auditor.input.items import Item, load_items
 from bench.canary import (
     STATUSES,
@@ -48,14 +48,19 @@ RUNS = RESULTS / "runs"
 
 def reassess(report: dict[str, Any], items: list[Item], control: Path | None = None, **kw: Any) -> Assessment:
     """Decisions recomputed from the report's scores with the current code (no server needed)."""
-    verdicts = [rebuild_verdict(d) for d in report["items"]]
+    verdicts = [stats_from_report(d) for d in report["items"]]
     return assess(verdicts, items, control=control, **kw)
+
+
+def top1(item: dict[str, Any]) -> bool:
+    """The published order ranked first (report.json schema 2: `top1`; older reports: `leaked`)."""
+    return bool(item["top1"] if "top1" in item else item["leaked"])
 
 
 def decisions(report: dict[str, Any], items: list[Item], control: Path | None) -> dict[str, dict[str, bool]]:
     """Every rule's per-item decision, from one report."""
     out: dict[str, dict[str, bool]] = {
-        "paper-a (published order on top)": {it["id"]: bool(it["leaked"]) for it in report["items"]},
+        "paper-a (published order on top)": {it["id"]: bool(top1(it)) for it in report["items"]},
         "auditor, exchangeable null": reassess(report, items).flagged,
     }
     if control is not None:
@@ -79,7 +84,7 @@ def evaluate(
         1, len(shuffled)
     )
     sens = reassess(report, items)
-    clean_top = [it["id"] for it in report["items"] if truth[it["id"]]["status"] == "clean" and it["leaked"]]
+    clean_top = [it["id"] for it in report["items"] if truth[it["id"]]["status"] == "clean" and top1(it)]
     row["clean_top1_order_sensitive"] = f"{sum(bool(sens.order_reasons[i]) for i in clean_top)}/{len(clean_top)}"
     if control is not None:
         with_control = reassess(report, items, control).summary
@@ -101,7 +106,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
                 print(f"{row['model']:<10} {rule:<40} {tag:<4} {m['accuracy']:5.2f} {m['precision']:5.2f} "
                       f"{m['recall']:5.2f} {m['f1']:5.2f} {m['fpr']:5.2f}")  # fmt: skip
         s = row["summary"]
-        print(f"{row['model']:<10} top-1 {s['n_leaked']}/{s['n_items']} (p = {s['p_value']:.2e}); shuffled leaks with "
+        n_top1, p_top1 = s.get("n_top1", s.get("n_leaked")), s.get("p_top1", s.get("p_value"))
+        print(f"{row['model']:<10} top-1 {n_top1}/{s['n_items']} (p = {p_top1:.2e}); shuffled leaks with "
               f"best ordering = trained: {row['shuffled_best_is_trained']:.0%}; order-sensitive among clean top-1: "
               f"{row['clean_top1_order_sensitive']}")  # fmt: skip
         print(f"{'':<10} alone: {row['dataset_alone']['text']}")

@@ -67,8 +67,9 @@ def main() -> None:
         "model": MODELS[args.model],
         "server": run.report["provenance"]["endpoint"],
         "dataset": run.report["provenance"]["dataset"],
-        "summary": {k: s[k] for k in ("n_items", "n_leaked", "leak_rate", "chance_rate", "p_value", "p_rank_sum",
-                                      "leaked_fraction", "n_flagged", "n_order_sensitive", "verdict", "verdict_text")},
+        "summary": {k: s[k] for k in ("n_items", "n_top1", "top1_rate", "chance_rate", "p_top1", "p_rank_sum",
+                                      "leaked_fraction", "n_flagged", "n_order_sensitive", "verdict", "verdict_test",
+                                      "p_verdict", "verdict_text")},
         "seconds": {"server_start": run.server_start_s, "audit": run.seconds, "total": time.monotonic() - t0},
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)

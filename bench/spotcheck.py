@@ -95,7 +95,7 @@ def spot_check_on(
             "tokens": full["tokens"],
             "token_source": full["token_source"],
             "verdict": None if full_verdict is None else full_verdict.get("verdict"),
-            "p_value": None if full_verdict is None else full_verdict.get("p_value"),
+            "p_value": None if full_verdict is None else full_verdict.get("p_verdict", full_verdict.get("p_value")),
             "verdict_from": None
             if full_report is None
             else f"{full_report.parent.parent.name} subset ({full_verdict and full_verdict['n_items']} items)",

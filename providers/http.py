@@ -85,9 +85,10 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endp
             finally:
                 await resp.aclose()
     except TimeoutError as err:
-        raise TransportError(f"no complete answer within {limits.deadline:g} s (--timeout)", endpoint=endpoint) from err
+        message = f"no complete answer within {limits.deadline:g} s (--timeout)"
+        raise TransportError(message, endpoint=endpoint, timeout=True) from err
     except httpx.TimeoutException as err:
-        raise TransportError(f"timed out ({type(err).__name__})", endpoint=endpoint) from err
+        raise TransportError(f"timed out ({type(err).__name__})", endpoint=endpoint, timeout=True) from err
     except httpx.TransportError as err:
         raise TransportError(f"{type(err).__name__}: {err}", endpoint=endpoint) from err
     secrets = sent_credentials(resp.request)

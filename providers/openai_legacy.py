@@ -75,7 +75,7 @@ class OpenAILegacy(OpenAICompletions):
         except openai.APIStatusError as err:
             raise _status_error(err, self.base_url) from err
         except openai.APITimeoutError as err:
-            raise TransportError("timed out (APITimeoutError)", endpoint=self.base_url) from err
+            raise TransportError("timed out (APITimeoutError)", endpoint=self.base_url, timeout=True) from err
         except openai.APIConnectionError as err:
             cause = err.__cause__ or err
             raise TransportError(f"{type(cause).__name__}: {cause}", endpoint=self.base_url) from err

@@ -10,15 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from auditor.analysis.detector import ItemVerdict, rebuild_verdict
+from auditor.analysis.detector import ItemStats, stats_from_report
 from auditor.analysis.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
 from auditor.analysis.verdicts import (
     DEFAULT_ALPHA,
     DatasetSummary,
     Null,
+    OrderNote,
     control_null,
     decide,
     exchangeable_null,
@@ -30,9 +32,25 @@ from auditor.input.items import Item
 from auditor.input.sensitivity import group_by_option_set, order_sensitivity
 
 
-@dataclass
+class Method(StrEnum):
+    """How items are flagged: calibrated (`auditor`), or the reference paper's rules (uncalibrated)."""
+
+    AUDITOR = "auditor"
+    PAPER_A = "paper-a"
+    PAPER_B = "paper-b"
+
+    @property
+    def is_paper(self) -> bool:
+        """Reproduces the reference code (its template and its off-by-one scored span)."""
+        return self is not Method.AUDITOR
+
+
+METHODS = tuple(m.value for m in Method)
+
+
+@dataclass(frozen=True)
 class Assessment:
-    method: str
+    method: Method
     null: Null
     flagged: dict[str, bool]
     scenario: dict[str, str | None]
@@ -44,12 +62,12 @@ class Assessment:
     summary: DatasetSummary
 
 
-def load_control(path: Path) -> tuple[list[ItemVerdict], str]:
+def load_control(path: Path) -> tuple[list[ItemStats], str]:
     """Item verdicts of an earlier run (its directory or its report.json)."""
     report = path / "report.json" if path.is_dir() else path
     try:
         data = json.loads(report.read_text(encoding="utf-8"))
-        items = [rebuild_verdict(d) for d in data["items"]]
+        items = [stats_from_report(d) for d in data["items"]]
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise UsageError(f"--control-run {path}: not a readable auditor report ({err})") from None
     if not items:
@@ -59,10 +77,10 @@ def load_control(path: Path) -> tuple[list[ItemVerdict], str]:
 
 
 def assess(
-    verdicts: Sequence[ItemVerdict],
+    verdicts: Sequence[ItemStats],
     items: Sequence[Item],
     *,
-    method: str = "auditor",
+    method: Method = Method.AUDITOR,
     control: Path | None = None,
     exclude_order_sensitive: bool = False,
     alpha: float = DEFAULT_ALPHA,
@@ -85,32 +103,25 @@ def assess(
         null = exchangeable_null([v.n_orderings for v in kept], alpha, seed)  # one pair of thresholds per K
     flagged, scenario, pb = _decisions(kept, method, null)
     units = representatives(kept, group_of, seed)
-    summary = summarize(units, null, n_degenerate=n_degenerate)
-    winners = [v.id for v in units if v.rank_random == 1]
-    if winners:
-        sensitive = sum(bool(reasons[i]) for i in winners)
-        summary.sentence += (
-            f"; {sensitive} of those {len(winners)} read naturally in their published order (order-sensitive)"
-            + (", excluded" if exclude_order_sensitive else "; --exclude-order-sensitive drops them")
-            if sensitive or exclude_order_sensitive
-            else ""
-        )
-    if exclude_order_sensitive:
-        summary.sentence += f"; {len(excluded)} order-sensitive item(s) excluded in all"
+    note = OrderNote(
+        sensitive_winners=sum(bool(reasons[v.id]) for v in units if v.rank_random == 1),
+        excluded=len(excluded) if exclude_order_sensitive else None,
+    )
+    summary = summarize(units, null, note, n_degenerate=n_degenerate)
     return Assessment(method, null, flagged, scenario, reasons, group_of, group_size, pb, excluded, summary)
 
 
 def _decisions(
-    verdicts: Sequence[ItemVerdict], method: str, null: Null
+    verdicts: Sequence[ItemStats], method: Method, null: Null
 ) -> tuple[dict[str, bool], dict[str, str | None], dict[str, dict[str, bool]]]:
     flagged: dict[str, bool] = {}
     scenario: dict[str, str | None] = {}
     pb: dict[str, dict[str, bool]] = {}
     for v in verdicts:
-        if method == "auditor":
+        if method is Method.AUDITOR:
             d = decide(v, null)
             flagged[v.id], scenario[v.id] = d.flagged, d.scenario
-        elif method == "paper-a":
+        elif method is Method.PAPER_A:
             flagged[v.id] = paper_a(v.scores)
             scenario[v.id] = "a" if flagged[v.id] else None
         else:

@@ -1,13 +1,11 @@
-"""From per-ordering log-probabilities to per-item and per-dataset verdicts (first version).
+"""From per-ordering log-probabilities to per-item statistics (no decision: see analysis/verdicts.py).
 
 Per item: each ordering's score is the sum of the log-probabilities of the tokens in its scored
 span (first option label to the end of the options block). The published order's rank among the
 K orderings is 1 + the number of orderings that score strictly higher (a tie with the best counts
-as rank 1, as in the reference code). Scenario a: `leaked` when rank == 1. Under the null that the
-model has no preference for the published order, P(rank <= r) = r / K, so p = rank / K.
-
-Dataset: the count of leaked items is tested against chance, each item contributing 1/K
-(an exact binomial test when K is the same for all items; Poisson-binomial otherwise).
+as rank 1, as in the reference code); `top1` when rank == 1 (the published order ranked first: the
+reference paper's scenario-a rule, which it calls "leaked"). Under the null that the model has no
+preference for the published order, P(rank <= r) = r / K, so p = rank / K.
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from auditor.analysis.stats import poisson_binomial_sf
 from auditor.errors import AlignmentError
 from auditor.prompts.align import span_token_range
 from auditor.prompts.orderings import Ordering, Rendered
@@ -66,13 +63,13 @@ def _z(value: float, rest: Sequence[float]) -> float:
 
 
 @dataclass(frozen=True)
-class ItemVerdict:
+class ItemStats:
     id: str
     subject: str
     orderings: list[Ordering]
     scores: list[float]
     rank: int
-    leaked: bool
+    top1: bool  # the published order ranked first (ties count as first)
     p_value: float
     margin: float  # published score minus the best other ordering's score
     rank_random: int = 0  # rank with ties broken at random (seeded): exact uniform null
@@ -115,7 +112,7 @@ class ItemFailure:
     reason: str
 
 
-def judge_item(
+def item_stats(
     item_id: str,
     subject: str,
     orderings: Sequence[Ordering],
@@ -123,8 +120,8 @@ def judge_item(
     *,
     seed: int = 0,
     min_k: float = float("nan"),
-) -> ItemVerdict:
-    """Verdict for one item; `orderings[0]` must be the published order."""
+) -> ItemStats:
+    """The statistics of one item; `orderings[0]` must be the published order."""
     if len(set(s.first_token for s in spans)) != 1:
         counts = sorted({s.first_token for s in spans})
         raise AlignmentError(
@@ -139,13 +136,13 @@ def judge_item(
     rank_random = rank + int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(0, ties + 1))
     best = int(np.argmax(scores))  # the first maximum, like the reference code
     k = len(scores)
-    return ItemVerdict(
+    return ItemStats(
         id=item_id,
         subject=subject,
         orderings=list(orderings),
         scores=scores,
         rank=rank,
-        leaked=rank == 1,
+        top1=rank == 1,
         p_value=rank / k,
         margin=published - max(scores[1:]),
         rank_random=rank_random,
@@ -156,34 +153,10 @@ def judge_item(
     )
 
 
-@dataclass(frozen=True)
-class DatasetVerdict:
-    n_items: int
-    n_leaked: int
-    leak_rate: float
-    chance_rate: float
-    p_value: float
-    n_failed: int
-
-
-def judge_dataset(verdicts: Sequence[ItemVerdict], n_failed: int) -> DatasetVerdict:
-    n = len(verdicts)
-    leaked = sum(v.leaked for v in verdicts)
-    chances = [1.0 / v.n_orderings for v in verdicts]
-    return DatasetVerdict(
-        n_items=n,
-        n_leaked=leaked,
-        leak_rate=leaked / n if n else 0.0,
-        chance_rate=sum(chances) / n if n else 0.0,
-        p_value=poisson_binomial_sf(leaked, chances) if n else 1.0,
-        n_failed=n_failed,
-    )
-
-
-def rebuild_verdict(d: dict[str, Any]) -> ItemVerdict:
-    """An ItemVerdict from a report.json item (for control runs and re-evaluation without a server)."""
+def stats_from_report(d: dict[str, Any]) -> ItemStats:
+    """An ItemStats from a report.json item (for control runs and re-evaluation without a server)."""
     orderings = [tuple(int(x) for x in p) for p in d["orderings"]]
     spans = [SpanScore(float(s), 0, 0) for s in d["scores"]]
-    v = judge_item(str(d["id"]), str(d.get("subject", "")), orderings, spans)
+    v = item_stats(str(d["id"]), str(d.get("subject", "")), orderings, spans)
     return replace(v, rank_random=int(d.get("rank_random", v.rank_random)),
                    min_k=float(d["min_k"]) if d.get("min_k") is not None else float("nan"))  # fmt: skip

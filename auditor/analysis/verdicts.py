@@ -22,7 +22,7 @@ with Benjamini-Hochberg correction, and with a control, a one-sided Fisher test 
 rate against the control's. Items that share one option list are counted once (a seeded
 representative), since they leak through each other.
 
-Verdicts: "leakage" (p < DATASET_ALPHA), "no_evidence", and two that decide nothing (`UNDECIDED`, their
+Verdicts (`Verdict`): "leakage" (p < DATASET_ALPHA), "no_evidence", and two that decide nothing (their
 own exit code in the CLI): "nothing_scored" (no item has scores) and "too_few_scored" (even if every unit
 had the published order on top, the test could not reach DATASET_ALPHA: "no evidence" would only say
 that too little was scored; items whose scores are degenerate count as not scored here).
@@ -35,11 +35,12 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
-from auditor.analysis.detector import ItemVerdict
+from auditor.analysis.detector import ItemStats
 from auditor.analysis.stats import (
     benjamini_hochberg,
     fisher_greater,
@@ -52,8 +53,6 @@ from auditor.analysis.stats import (
 DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
 DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
 MIN_FLAG_K = 3  # fewer orderings than this: an item is never flagged (see the module docstring)
-VERDICTS = ("leakage", "no_evidence", "too_few_scored", "nothing_scored")
-UNDECIDED = ("too_few_scored", "nothing_scored")  # no decision was possible
 _SIMULATIONS = 20_000
 
 
@@ -130,7 +129,7 @@ def exchangeable_null(k: int | Sequence[int], alpha: float = DEFAULT_ALPHA, seed
     return Null("exchangeable", top_a, top_b, alpha, by_k=by_k)
 
 
-def control_null(control: Sequence[ItemVerdict], alpha: float = DEFAULT_ALPHA, source: str = "") -> Null:
+def control_null(control: Sequence[ItemStats], alpha: float = DEFAULT_ALPHA, source: str = "") -> Null:
     z_a = np.array([v.z_published if v.rank == 1 else -np.inf for v in control])
     z_b = np.array([v.outlier_score if v.best_index != 0 else -np.inf for v in control])
     return Null("control", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha,
@@ -144,7 +143,7 @@ class ItemDecision:
     scenario: str | None  # "a" | "b" | None
 
 
-def decide(v: ItemVerdict, null: Null) -> ItemDecision:
+def decide(v: ItemStats, null: Null) -> ItemDecision:
     threshold_a, threshold_b = null.thresholds(v.n_orderings)
     if v.rank == 1 and v.z_published >= threshold_a:
         return ItemDecision(True, "a")
@@ -153,10 +152,10 @@ def decide(v: ItemVerdict, null: Null) -> ItemDecision:
     return ItemDecision(False, None)
 
 
-def representatives(verdicts: Sequence[ItemVerdict], groups: dict[str, str], seed: int = 0) -> list[ItemVerdict]:
+def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:
     """One item per shared option list (a seeded pick), every other item as is."""
-    by_group: dict[str, list[ItemVerdict]] = defaultdict(list)
-    singles: list[ItemVerdict] = []
+    by_group: dict[str, list[ItemStats]] = defaultdict(list)
+    singles: list[ItemStats] = []
     for v in verdicts:
         (by_group[groups[v.id]] if v.id in groups else singles).append(v)
     chosen = list(singles)
@@ -166,8 +165,73 @@ def representatives(verdicts: Sequence[ItemVerdict], groups: dict[str, str], see
     return chosen
 
 
-@dataclass
+class Verdict(StrEnum):
+    """The dataset decision."""
+
+    LEAKAGE = "leakage"
+    NO_EVIDENCE = "no_evidence"
+    TOO_FEW_SCORED = "too_few_scored"  # no outcome on the units scored could have shown leakage
+    NOTHING_SCORED = "nothing_scored"  # no item has scores
+
+    @property
+    def decided(self) -> bool:
+        """False for the verdicts that decide nothing (their own exit code in the CLI)."""
+        return self in (Verdict.LEAKAGE, Verdict.NO_EVIDENCE)
+
+
+class VerdictTest(StrEnum):
+    """The test whose p-value decided the verdict."""
+
+    RANK_SUM = "rank_sum"  # ranks of the published order over every unit (no control)
+    TOP1 = "top1_binomial"  # top-1 count over units against 1/K (no control)
+    CONTROL_WILCOXON = "control_wilcoxon"  # paired z_published against the control's, same items
+    CONTROL_FISHER = "control_fisher"  # top-1 rate against the control's
+    SEQUENTIAL = "sequential"  # the always-valid confidence sequence (p = 1 / e-value)
+
+    @property
+    def description(self) -> str:
+        return _TEST_TEXT[self]
+
+
+_TEST_TEXT = {
+    VerdictTest.RANK_SUM: "rank-sum test over every unit's rank",
+    VerdictTest.TOP1: "top-1 count over units (exact binomial, one-sided)",
+    VerdictTest.CONTROL_WILCOXON: "paired Wilcoxon signed-rank test against the control, on the items scored by both",
+    VerdictTest.CONTROL_FISHER: "Fisher test of the top-1 rate against the control's",
+    VerdictTest.SEQUENTIAL: "sequential test (always-valid; p = 1 / e-value)",
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    estimate: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
+class SubjectRow:
+    subject: str
+    n: int
+    top1: int
+    p_value: float
+    p_adjusted_bh: float
+    chance: float
+    leaked_fraction: Interval
+
+
+@dataclass(frozen=True)
+class OrderNote:
+    """What the verdict's sentence says about order-sensitive items (counted before it is written)."""
+
+    sensitive_winners: int = 0  # top-1 units whose options read naturally in the published order
+    excluded: int | None = None  # order-sensitive items left out (None: --exclude-order-sensitive not given)
+
+
+@dataclass(frozen=True)
 class DatasetSummary:
+    """The dataset decision and the tests behind it, over units (one per shared option list)."""
+
     n_units: int
     top1: int
     chance: float
@@ -175,15 +239,18 @@ class DatasetSummary:
     p_rank_sum: float
     fraction: tuple[float, float, float]
     p_control: float | None
-    verdict: str
+    verdict: Verdict
+    test: VerdictTest
+    p_verdict: float
     sentence: str
-    subjects: list[dict[str, Any]] = field(default_factory=list)
-    p_verdict: float = 1.0  # the p-value the verdict was decided on
-    verdict_test: str = ""  # which test gave it
+    subjects: tuple[SubjectRow, ...] = ()
 
 
-def summarize(units: Sequence[ItemVerdict], null: Null, *, n_degenerate: int = 0) -> DatasetSummary:
-    """The dataset verdict over `units`; `n_degenerate`: items scored but left out (degenerate scores)."""
+def summarize(
+    units: Sequence[ItemStats], null: Null, note: OrderNote = OrderNote(), *, n_degenerate: int = 0
+) -> DatasetSummary:
+    """The dataset verdict over `units`; `note`: what to say about order-sensitive items; `n_degenerate`:
+    items scored but left out (degenerate scores)."""
     n = len(units)
     top1 = sum(v.rank_random == 1 for v in units)
     chances = [1.0 / v.n_orderings for v in units]
@@ -191,30 +258,51 @@ def summarize(units: Sequence[ItemVerdict], null: Null, *, n_degenerate: int = 0
     p_bin = poisson_binomial_sf(top1, chances) if n else 1.0
     p_rank = rank_sum_p_value([v.rank_random for v in units], [v.n_orderings for v in units])
     frac = leaked_fraction(top1, n, chance)
-    p_ctrl, test = _versus_control(units, top1, null)
-    p_key = p_ctrl if p_ctrl is not None else min(p_bin, p_rank)
-    key_test = test if p_ctrl is not None else ("rank-sum test" if p_rank < p_bin else "top-1 count test (units)")
+    p_ctrl, control_test = _versus_control(units, top1, null)
+    if p_ctrl is not None and control_test is not None:
+        p_key, test = p_ctrl, control_test
+    else:  # the smaller of the two; a tie goes to the rank-sum test
+        p_key, test = (p_bin, VerdictTest.TOP1) if p_bin < p_rank else (p_rank, VerdictTest.RANK_SUM)
     leak = p_key < DATASET_ALPHA
-    verdict = "leakage" if leak else "no_evidence"
+    verdict = Verdict.LEAKAGE if leak else Verdict.NO_EVIDENCE
     sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
-    if test:
-        sentence += f" [{test}]"
+    if control_test is not None:
+        sentence += f" [{_CONTROL_TEXT[control_test].format(n=_paired(units, null))}]"
     best = best_case_p(units, null)
     if n == 0 and n_degenerate == 0:
-        verdict, sentence = "nothing_scored", "nothing was scored: no item has scores to judge (see the failures)"
+        verdict = Verdict.NOTHING_SCORED
+        sentence = "nothing was scored: no item has scores to judge (see the failures)"
     elif not leak and best >= DATASET_ALPHA:
-        verdict = "too_few_scored"
+        verdict = Verdict.TOO_FEW_SCORED
         sentence = (f"too few items scored to decide: with {n} unit(s), even the published order on top in every"
                     f" one would give p = {best:.2g}, not below {DATASET_ALPHA:g}")  # fmt: skip
         if n_degenerate:
             sentence += (f"; {n_degenerate} item(s) scored but left out because their scores are degenerate (every"
                          " ordering scored the same, or every token the same logprob): the server's logprobs do not"
                          " depend on the order of the options")  # fmt: skip
-    return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, sentence,
-                          _subjects(units), p_key, key_test)  # fmt: skip
+    sentence += _order_text(note, top1)
+    return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, test, p_key, sentence,
+                          _subjects(units))  # fmt: skip
 
 
-def best_case_p(units: Sequence[ItemVerdict], null: Null) -> float:
+_CONTROL_TEXT = {
+    VerdictTest.CONTROL_WILCOXON: "paired Wilcoxon signed-rank test on {n} items scored by both",
+    VerdictTest.CONTROL_FISHER: "Fisher test of top-1 rates",
+}
+
+
+def _order_text(note: OrderNote, winners: int) -> str:
+    text = ""
+    if winners and (note.sensitive_winners or note.excluded is not None):
+        text = (f"; {note.sensitive_winners} of those {winners} read naturally in their published order"
+                " (order-sensitive)" + (", excluded" if note.excluded is not None
+                                        else "; --exclude-order-sensitive drops them"))  # fmt: skip
+    if note.excluded is not None:
+        text += f"; {note.excluded} order-sensitive item(s) excluded in all"
+    return text
+
+
+def best_case_p(units: Sequence[ItemStats], null: Null) -> float:
     """The smallest p-value the verdict's test could give on these units (every one with the published order
     on top): at or above DATASET_ALPHA, no outcome could show leakage."""
     if not units:
@@ -231,14 +319,18 @@ def best_case_p(units: Sequence[ItemVerdict], null: Null) -> float:
 PAIRED_MIN = 10
 
 
-def _versus_control(units: Sequence[ItemVerdict], top1: int, null: Null) -> tuple[float | None, str]:
+def _paired(units: Sequence[ItemStats], null: Null) -> int:
+    return sum(v.id in null.control_z for v in units)
+
+
+def _versus_control(units: Sequence[ItemStats], top1: int, null: Null) -> tuple[float | None, VerdictTest | None]:
     """Paired Wilcoxon on z_published when the control scored the same items, else Fisher on top-1 rates."""
     if null.kind != "control":
-        return None, ""
+        return None, None
     pairs = [v.z_published - null.control_z[v.id] for v in units if v.id in null.control_z]
     if len(pairs) >= PAIRED_MIN:
-        return wilcoxon_greater(pairs), f"paired Wilcoxon signed-rank test on {len(pairs)} items scored by both"
-    return fisher_greater(top1, len(units), null.control_top1, null.control_n), "Fisher test of top-1 rates"
+        return wilcoxon_greater(pairs), VerdictTest.CONTROL_WILCOXON
+    return fisher_greater(top1, len(units), null.control_top1, null.control_n), VerdictTest.CONTROL_FISHER
 
 
 def _sentence(
@@ -266,19 +358,17 @@ def _sentence(
             f"{chance:.1%}); estimated leaked fraction {est:.1%} (95% CI {lo:.1%}-{hi:.1%})")  # fmt: skip
 
 
-def _subjects(units: Sequence[ItemVerdict]) -> list[dict[str, Any]]:
-    by: dict[str, list[ItemVerdict]] = defaultdict(list)
+def _subjects(units: Sequence[ItemStats]) -> tuple[SubjectRow, ...]:
+    by: dict[str, list[ItemStats]] = defaultdict(list)
     for v in units:
         by[v.subject].append(v)
     names = sorted(by)
     ps = [poisson_binomial_sf(sum(v.rank_random == 1 for v in by[s]), [1 / v.n_orderings for v in by[s]])
           for s in names]  # fmt: skip
     adjusted = benjamini_hochberg(ps)
-    rows = []
+    rows: list[SubjectRow] = []
     for s, p, q in zip(names, ps, adjusted, strict=True):
         top1 = sum(v.rank_random == 1 for v in by[s])
         chance = float(np.mean([1 / v.n_orderings for v in by[s]]))
-        est, lo, hi = leaked_fraction(top1, len(by[s]), chance)
-        rows.append({"subject": s, "n": len(by[s]), "top1": top1, "p_value": p, "p_adjusted_bh": q, "chance": chance,
-                     "leaked_fraction": {"estimate": est, "low": lo, "high": hi}})  # fmt: skip
-    return rows
+        rows.append(SubjectRow(s, len(by[s]), top1, p, q, chance, Interval(*leaked_fraction(top1, len(by[s]), chance))))
+    return tuple(rows)

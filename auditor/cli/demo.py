@@ -10,9 +10,11 @@ the same terminal verdict.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from auditor.cli.run import print_outcome, progress_hooks
+from auditor.cli.progress import Progress
+from auditor.cli.run import print_outcome
 from auditor.endpoint.config import EndpointConfig
 from auditor.input.catalog import bundled
 from auditor.run.audit import run_audit
@@ -72,14 +74,14 @@ async def demo_command(args: argparse.Namespace) -> int:
     print(f"(auditor run ... --dataset {DATASET} --orderings all). A 135M model gives weak signals: this shows the")
     print("tool at work, not a finding about the model.")
     print()
-    start, advance, close = progress_hooks()
+    progress = Progress(enabled=sys.stderr.isatty())
     try:
-        outcome = await run_audit(cfg, on_start=start, on_progress=advance)
+        outcome = await run_audit(cfg, on_start=progress.start, on_progress=progress.advance)
     finally:
-        close()
+        progress.close()
     print_outcome(outcome)
-    s = outcome.report.data["summary"]
-    print(f"verdict: {s['verdict'].replace('_', ' ')} ({s['method']} method): {s['verdict_text']}")
+    s = outcome.report.summary
+    print(f"verdict: {s.verdict.value.replace('_', ' ')} ({s.method.value} method): {s.verdict_text}")
     print()
     print("Audit your own endpoint (any server that returns prompt log-probabilities, e.g. vLLM):")
     print("  auditor probe --base-url http://HOST:PORT/v1 --model NAME")

@@ -1,7 +1,7 @@
 """The command line's edge: parse, dispatch, and turn errors into one line and an exit code.
 
 Nothing below the CLI prints or exits. Domain errors become one line on stderr and an exit code
-(`EXIT_CODES`, also printed by --help); set AUDITOR_DEBUG=1 for the traceback.
+(`ExitCode`, listed in every --help); set AUDITOR_DEBUG=1 for the traceback.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import traceback
 from collections.abc import Awaitable, Sequence
 
 from auditor import __version__
+from auditor.analysis.verdicts import Verdict
+from auditor.cli.codes import EXIT_CODES_HELP, ExitCode
 from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
 from auditor.cli.demo import demo_command, demo_options
@@ -27,35 +29,40 @@ from auditor.errors import AuditorError, CapabilityError
 from auditor.run.audit import AuditInterrupted
 
 DESCRIPTION = "Tell whether a language model was trained on a multiple-choice benchmark, from an endpoint."
-EXIT_CODES = """exit codes:
-  0    a verdict: leakage or no evidence (report written)
-  1    internal error (a bug; AUDITOR_DEBUG=1 for the traceback)
-  2    bad input: flags, dataset, template, an unusable --out
-  3    the cache cannot be opened, written or locked
-  4    the endpoint: unreachable, refused, or cannot give prompt logprobs
-  5    a budget (--max-time, --max-tokens...) ran out before anything was scored
-  6    no verdict: nothing was scored, or too few items to decide (report written, verdict
-       nothing_scored or too_few_scored)
-  130  interrupted by Ctrl-C, 143 by SIGTERM (a partial report is written once scoring started)"""
+URL = "http://127.0.0.1:8000/v1"
+EXAMPLES = {
+    "probe": f"""examples:
+  auditor probe --base-url {URL}
+  auditor probe --base-url {URL} --model my-model --provider vllm""",
+    "run": f"""examples:
+  auditor run --base-url {URL} --model M --dataset mmlu/test --limit 50 --out runs/m1
+  auditor run --base-url {URL} --model M --dataset mmlu/test --items 400 --sequential \\
+      --max-tokens 2000000 --out runs/spot          # a spot check that stops once the answer is clear
+  auditor run ... --control-run runs/base --fail-on-leak --quiet   # CI: exit 1 on leakage""",
+    "datasets": """examples:
+  auditor datasets
+  auditor run --base-url http://127.0.0.1:8000/v1 --model M --dataset mmlu --out runs/m1""",
+    "estimate": f"""examples:
+  auditor estimate --base-url {URL} --model M --dataset mmlu/test --items 400
+  auditor estimate --base-url {URL} --model M --dataset mmlu/test --max-tokens 2000000 --json""",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="auditor", description=DESCRIPTION, epilog=EXIT_CODES,
-                    formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = Parser(prog="auditor", description=DESCRIPTION, epilog=EXIT_CODES_HELP, formatter_class=raw)
     parser.add_argument("--version", action="version", version=f"auditor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    pr = sub.add_parser("probe", help="check that an endpoint returns usable prompt log-probabilities")
-    endpoint_options(pr)
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        epilog = f"{EXAMPLES[name]}\n\n{EXIT_CODES_HELP}"
+        return sub.add_parser(name, help=help, description=help, epilog=epilog, formatter_class=raw)
 
-    run = sub.add_parser("run", help="audit a model on a benchmark and write report.json / report.md / report.html")
-    audit_options(run)
-
-    est = sub.add_parser("estimate", help="what `run` with the same flags would cost, before any scoring request")
-    audit_options(est, estimate=True)
-    est.add_argument("--json", action="store_true", help="print the estimate as JSON")
-
-    sub.add_parser("datasets", help="list the benchmark samples shipped with auditor (--dataset NAME)")
+    endpoint_options(command("probe", "check that an endpoint returns usable prompt log-probabilities"))
+    audit_options(command("run", "audit a model on a benchmark and write report.json, report.md and report.html"))
+    audit_options(command("estimate", "what `run` with the same flags would cost, before any scoring request"),
+                  estimate=True)  # fmt: skip
+    command("datasets", "list the benchmark samples shipped with auditor (--dataset NAME)")
     compare_parser(sub)
 
     demo = sub.add_parser("demo", help="a real audit in ~3 minutes: the small embedded model, in this process, on MMLU")
@@ -97,13 +104,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, --version, or a bad flag (already reported in one line)
-        return exit_.code if isinstance(exit_.code, int) else 2
+        return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     terminated: list[int] = []
     try:
         commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command}
         command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
-        return asyncio.run(_terminable(command(args), terminated))
+        return int(asyncio.run(_terminable(command(args), terminated)))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
@@ -113,17 +120,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"auditor: error: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
     except AuditInterrupted as stop:
-        print_outcome(stop.outcome)
+        print_outcome(stop.outcome, as_json=getattr(args, "json", False))
         print(
             f"auditor: {_how(terminated)}; the partial report above covers what was scored. Scored prompts are"
             " cached: re-run the same command to resume.",
             file=sys.stderr,
         )
-        return 143 if terminated else 130
+        if getattr(args, "fail_on_leak", False) and stop.outcome.report.summary.verdict is Verdict.LEAKAGE:
+            return ExitCode.LEAKAGE
+        return ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
     except (KeyboardInterrupt, asyncio.CancelledError):
         print(f"auditor: {_how(terminated)}; scored prompts are cached: re-run the same command to resume",
               file=sys.stderr)  # fmt: skip
-        return 143 if terminated else 130
+        return ExitCode.TERMINATED if terminated else ExitCode.INTERRUPTED
     except Exception as err:  # a bug: still one line unless debugging
         if debug:
             traceback.print_exc()
@@ -132,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             " (set AUDITOR_DEBUG=1 for the traceback)",
             file=sys.stderr,
         )
-        return 1
+        return ExitCode.INTERNAL
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ from typing import NoReturn
 
 import httpx
 
+from auditor.analysis.assess import METHODS
 from auditor.endpoint.config import EndpointConfig
 from auditor.endpoint.prices import price_for
 from auditor.endpoint.probe import AUTO, HOSTED
-from auditor.run.config import METHODS, AuditConfig
+from auditor.run.config import AuditConfig, parse_method
 from auditor.scoring.budget import Limits
 from auditor.scoring.cache import DEFAULT_PATH
 from providers.base import provider_names
@@ -76,7 +77,9 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
         required=True,
         help="a bundled benchmark by name (mmlu, arc-challenge, ...: see `auditor datasets`), or a file or directory",
     )
-    if not estimate:
+    if estimate:
+        d.add_argument("--out", type=Path, help="accepted so one command line serves run and estimate; not used")
+    else:
         d.add_argument("--out", type=Path, required=True, help="directory for report.json and report.md")
         d.add_argument(
             "--force",
@@ -148,6 +151,11 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
     s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
     s.add_argument("--retry-failed", action="store_true", help="re-send prompts that failed for good in an earlier run")
     s.add_argument("--attempts", type=int, default=6, help="tries per request before a prompt is failed")
+    o = run.add_argument_group("output")
+    o.add_argument("--json", action="store_true", help="print the summary as one JSON document on stdout")
+    if not estimate:
+        o.add_argument("--quiet", action="store_true", help="no progress bar; one closing line (for CI logs)")
+        o.add_argument("--fail-on-leak", action="store_true", help="exit 1 when the verdict is leakage")
 
 
 def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
@@ -164,7 +172,6 @@ def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
         insecure=args.insecure,
         max_response_mb=args.max_response_mb,
     )
-
 
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:
@@ -187,7 +194,7 @@ def audit_config(args: argparse.Namespace) -> AuditConfig:
         skip_invalid=args.skip_invalid,
         attempts=args.attempts,
         retry_failed=args.retry_failed,
-        method=args.method,
+        method=parse_method(args.method),
         control_run=args.control_run,
         exclude_order_sensitive=args.exclude_order_sensitive,
         alpha=args.alpha,

@@ -1,4 +1,4 @@
-"""`auditor run` and `auditor estimate`: the audit with its progress bar and terminal summary."""
+"""`auditor run` and `auditor estimate`: the audit with its progress bar and the terminal's verdict block."""
 
 from __future__ import annotations
 
@@ -7,32 +7,12 @@ import json
 import sys
 from typing import Any
 
-from auditor.analysis.verdicts import UNDECIDED
+from auditor.cli.codes import outcome_code
 from auditor.cli.options import audit_config
-from auditor.run.audit import AuditOutcome, run_audit, summary_line
+from auditor.cli.progress import Progress
+from auditor.report.markdown import fmt_p, headline_rows
+from auditor.run.audit import AuditOutcome, run_audit
 from auditor.run.estimate import estimate, render
-
-EXIT_UNDECIDED = 6  # the run finished and wrote its report, but nothing (or too little) was scored to decide
-
-
-def progress_hooks() -> tuple[Any, Any, Any]:
-    bar: list[Any] = []
-
-    def start(total: int) -> None:
-        if sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar.append(tqdm(total=total, unit="prompt", file=sys.stderr, dynamic_ncols=True))
-
-    def advance(n: int) -> None:
-        if bar:
-            bar[0].update(n)
-
-    def close() -> None:
-        if bar:
-            bar[0].close()
-
-    return start, advance, close
 
 
 def notice(text: str) -> None:
@@ -41,17 +21,16 @@ def notice(text: str) -> None:
 
 async def run_command(args: argparse.Namespace) -> int:
     cfg = audit_config(args)
-    start, advance, close = progress_hooks()
+    progress = Progress(enabled=not args.quiet and not args.json and sys.stderr.isatty())
     try:
-        outcome = await run_audit(cfg, on_start=start, on_progress=advance, on_notice=notice)
+        outcome = await run_audit(cfg, on_start=progress.start, on_progress=progress.advance, on_notice=notice)
     finally:
-        close()
-    print_outcome(outcome)
-    summary = outcome.report.data["summary"]
-    if summary["verdict"] in UNDECIDED:
-        print(f"auditor: no verdict ({summary['verdict']}): {summary['verdict_text']}", file=sys.stderr)
-        return EXIT_UNDECIDED
-    return 0
+        progress.close()
+    print_outcome(outcome, as_json=args.json, quiet=args.quiet)
+    summary = outcome.report.summary
+    if not summary.verdict.decided:
+        print(f"auditor: no verdict ({summary.verdict.value}): {summary.verdict_text}", file=sys.stderr)
+    return outcome_code(summary, fail_on_leak=args.fail_on_leak)
 
 
 async def estimate_command(args: argparse.Namespace) -> int:
@@ -63,41 +42,80 @@ async def estimate_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_outcome(outcome: AuditOutcome) -> None:
+def outcome_rows(outcome: AuditOutcome) -> list[tuple[str, str]]:
+    """The terminal's closing block: report.md's verdict block, then this run's traffic, spend and paths."""
     st = outcome.stats
     secs = max(outcome.seconds, 1e-9)
-    n_items = outcome.report.data["summary"]["n_items"] + outcome.report.data["summary"]["n_failed"]
-    print(f"audited: {outcome.report.data['provenance']['dataset'].get('description', '')}")
-    print(summary_line(outcome.report))
-    print(f"items: {n_items} in {outcome.seconds:.1f} s ({n_items / secs:.2f} items/s)")
-    print(
-        f"prompts: {st.scored} scored ({st.scored / secs:.1f}/s), {st.cached} from cache, {st.failed} failed; "
-        f"requests: {st.requests} ({st.retries} retries); probe {'cached' if outcome.probe_cached else 'sent'}; "
-        f"{outcome.seconds:.1f} s"
-    )
+    audited = outcome.report.provenance["dataset"].get("description", "")
+    rows = [("audited", audited), *headline_rows(outcome.report)] if audited else headline_rows(outcome.report)
+    sent = f"{st.scored} scored ({st.scored / secs:.1f}/s), {st.cached} from cache, {st.failed} failed"
     if st.failed_earlier:
-        print(f"{st.failed_earlier} prompt(s) failed in an earlier run and were not re-sent; add --retry-failed")
-    data = outcome.report.data
-    if data.get("sequential"):
-        print(data["summary"]["verdict_text"])
-        if outcome.scored_not_used:
-            print(f"{outcome.scored_not_used} item(s) in flight when the test decided were scored but not used")
-    spend = data.get("spend") or {}
-    if spend.get("share_of_full_protocol"):
-        full = spend["full_protocol"]
-        print(
-            f"tokens behind the verdict: {spend['prompt_tokens_used']} ({spend['share_of_full_protocol']:.1%} of the"
-            f" full protocol's ~{full['prompt_tokens_estimate']} on {full['items']} items)"
-        )
-    if outcome.budget is not None:
-        b = outcome.budget.to_json()
-        cost = f", ${b['cost']:.4f}" if b["cost"] is not None else ""
-        print(f"this run spent: {b['tokens_total']} tokens, {b['requests']} requests{cost} (cached prompts are free)")
-        if b["stopped_by"]:
-            fin = data["budget"]["to_finish"]
-            print(
-                f"auditor: the {b['stopped_by']} budget stopped the run; {fin['items']} item(s) left (at most"
-                f" {fin['tokens_upper_bound']} tokens); the report is marked partial",
-                file=sys.stderr,
-            )
-    print("report: " + ", ".join(str(p) for p in outcome.paths))
+        sent += f", {st.failed_earlier} failed earlier (not re-sent; add --retry-failed)"
+    rows.append(("prompts", sent))
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(st.retries_by_reason.items()))
+    probe = "cached" if outcome.probe_cached else "sent"
+    retries = f"{st.retries} retries" + (f": {why}" if why else "")
+    rows.append(("requests", f"{st.requests} ({retries}); probe {probe}; {outcome.seconds:.1f} s"))
+    rows.append(("spend", _spend(outcome)))
+    rows.append(("report", ", ".join(str(p) for p in outcome.paths)))
+    return rows
+
+
+def _spend(outcome: AuditOutcome) -> str:
+    sp = outcome.report.spend
+    behind = f"tokens behind the verdict: {sp.prompt_tokens_used}"
+    if sp.share_of_full_protocol:
+        full = sp.full_protocol
+        behind += (f" ({sp.share_of_full_protocol:.1%} of the full protocol's ~{full.prompt_tokens_estimate} on"
+                   f" {full.items} items)")  # fmt: skip
+    if outcome.budget is None:
+        return behind
+    b = outcome.budget
+    total = b.spent_tokens + b.charged_tokens
+    price = b.cost(total)
+    cost = f", ${price:.4f}" if price is not None else ""
+    return f"this run: {total} tokens, {b.spent_requests} requests{cost}; {behind}"
+
+
+def print_outcome(outcome: AuditOutcome, *, as_json: bool = False, quiet: bool = False) -> None:
+    """The closing block on stdout; `as_json`: one JSON document instead; `quiet`: the verdict line only."""
+    rows = outcome_rows(outcome)
+    if as_json:
+        print(json.dumps(outcome_json(outcome), indent=1, ensure_ascii=False, allow_nan=False))
+        return
+    if quiet:
+        s = outcome.report.summary
+        paths = ", ".join(str(p) for p in outcome.paths)
+        verdict = dict(rows)["verdict"]
+        print(f"auditor: {verdict}; {s.verdict_test.value} p = {fmt_p(s.p_verdict)}; report: {paths}")
+        return
+    report = outcome.report
+    if report.summary.sequential_decision and outcome.scored_not_used:
+        print(f"{outcome.scored_not_used} item(s) in flight when the test decided were scored but not used")
+    width = max(len(k) for k, _ in rows)
+    print()
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+def outcome_json(outcome: AuditOutcome) -> dict[str, Any]:
+    """`--json`: report.json's summary, this run's traffic and the report paths (one JSON document)."""
+    from auditor.report.model import to_json
+
+    st = outcome.stats
+    return {
+        "summary": to_json(outcome.report.summary),
+        "run": {
+            "seconds": outcome.seconds,
+            "prompts_scored": st.scored,
+            "prompts_cached": st.cached,
+            "prompts_failed": st.failed,
+            "prompts_failed_earlier": st.failed_earlier,
+            "requests": st.requests,
+            "retries": st.retries,
+            "retries_by_reason": dict(sorted(st.retries_by_reason.items())),
+            "probe_cached": outcome.probe_cached,
+            "budget": None if outcome.budget is None else outcome.budget.to_json(),
+        },
+        "report": [str(p) for p in outcome.paths],
+    }

@@ -39,7 +39,7 @@ github.com/nailashfrni/mcq-leakage-detection-code, commit cd5649b684a0b5c0575f41
 `get_outlier.py` keeps `selected_perm` = indices 0, 1, 2, 6, 9, 10, 12, 13, 18, 19, 20, 22 of
 `itertools.permutations([0, 1, 2, 3])`, whose tuples list the option shown at A, B, C, D (the same
 convention as our `Ordering`), and flags an item when the published order (index 0) is not beaten
-(ties count as a win: `judge_item`'s rank 1). `data_process_quad.py` renders the 12
+(ties count as a win: `item_stats`'s rank 1). `data_process_quad.py` renders the 12
 `itertools.permutations([0, 1, 2, 3], 2)` as "A. x / B. y" prompts, and `run_experiment.sh` judges
 them with the same rule, the pair (0, 1) against the other 11 pair prompts. That rule compares prompts
 with different option texts (longer options score lower), so it has no null; `pairs` keeps the
@@ -52,11 +52,12 @@ import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from enum import StrEnum
+from typing import Any, ClassVar
 
 import numpy as np
 
-from auditor.analysis.detector import ItemVerdict, SpanScore, judge_item
+from auditor.analysis.detector import ItemStats, SpanScore, item_stats
 from auditor.errors import AlignmentError, UsageError
 from auditor.prompts.orderings import Ordering, orderings_for
 
@@ -68,8 +69,20 @@ PAPER_R_INDICES = (0, 1, 2, 6, 9, 10, 12, 13, 18, 19, 20, 22)
 PAPER_R: tuple[Ordering, ...] = tuple(list(itertools.permutations(range(4)))[i] for i in PAPER_R_INDICES)
 
 
+class DesignKind(StrEnum):
+    """The `--orderings` designs (a `sample` design also carries its K)."""
+
+    ALL = "all"
+    SAMPLE = "sample"
+    CYCLIC = "cyclic"
+    PAPER_R = "paper-r"
+    PAIRS = "pairs"
+
+
 class Design(ABC):
     """What to render and score for one item (`prompts`), and how to judge the scores (`judge`)."""
+
+    kind: ClassVar[DesignKind]
 
     @property
     @abstractmethod
@@ -90,15 +103,17 @@ class Design(ABC):
         seed: int,
         min_k: float = float("nan"),
         max_orderings: int = DEFAULT_MAX_ORDERINGS,
-    ) -> ItemVerdict:
-        """The published order's rank among the scored orderings (`detector.judge_item`).
+    ) -> ItemStats:
+        """The published order's rank among the scored orderings (`detector.item_stats`).
 
         `spans` are in the order of `prompts`; `max_orderings` is used by `pairs` only."""
-        return judge_item(item_id, subject, prompt_orderings, spans, seed=seed, min_k=min_k)
+        return item_stats(item_id, subject, prompt_orderings, spans, seed=seed, min_k=min_k)
 
 
 @dataclass(frozen=True)
 class AllOrderings(Design):
+    kind = DesignKind.ALL
+
     @property
     def name(self) -> str:
         return "all"
@@ -113,6 +128,8 @@ class Sample(Design):
 
     k: int
 
+    kind = DesignKind.SAMPLE
+
     @property
     def name(self) -> str:
         return f"sample:{self.k}"
@@ -123,6 +140,8 @@ class Sample(Design):
 
 @dataclass(frozen=True)
 class Cyclic(Design):
+    kind = DesignKind.CYCLIC
+
     @property
     def name(self) -> str:
         return "cyclic"
@@ -133,6 +152,8 @@ class Cyclic(Design):
 
 @dataclass(frozen=True)
 class PaperR(Design):
+    kind = DesignKind.PAPER_R
+
     @property
     def name(self) -> str:
         return "paper-r"
@@ -191,6 +212,8 @@ class Pairs(Design):
     z-based flag thresholds (verdicts.py) assume independent scores, which sums sharing pairs are not.
     """
 
+    kind = DesignKind.PAIRS
+
     @property
     def name(self) -> str:
         return "pairs"
@@ -208,7 +231,7 @@ class Pairs(Design):
         seed: int,
         min_k: float = float("nan"),
         max_orderings: int = DEFAULT_MAX_ORDERINGS,
-    ) -> ItemVerdict:
+    ) -> ItemStats:
         n = _options_from_pairs(prompt_orderings, len(spans))
         if len({s.first_token for s in spans}) != 1:
             raise AlignmentError(
@@ -222,7 +245,7 @@ class Pairs(Design):
         tokens = pair_sums(sigmas, np.array([s.n_tokens for s in canonical]))
         first = spans[0].first_token
         derived = [SpanScore(float(v), first, int(t)) for v, t in zip(sums, tokens, strict=True)]
-        return judge_item(item_id, subject, sigmas, derived, seed=seed, min_k=min_k)
+        return item_stats(item_id, subject, sigmas, derived, seed=seed, min_k=min_k)
 
 
 def _options_from_pairs(prompt_orderings: Sequence[Ordering], n_spans: int) -> int:
@@ -235,10 +258,10 @@ def _options_from_pairs(prompt_orderings: Sequence[Ordering], n_spans: int) -> i
 def parse_design(spec: str) -> Design:
     """`all`, `sample:K`, `K`, `cyclic`, `paper-r` or `pairs` (K >= 2); anything else is a UsageError."""
     text = spec.strip()
-    fixed: dict[str, Design] = {"all": AllOrderings(), "cyclic": Cyclic(), "paper-r": PaperR(), "pairs": Pairs()}
+    fixed: dict[str, Design] = {d.kind.value: d for d in (AllOrderings(), Cyclic(), PaperR(), Pairs())}
     if text in fixed:
         return fixed[text]
-    number = text.removeprefix("sample:")
+    number = text.removeprefix(f"{DesignKind.SAMPLE.value}:")
     if number.isascii() and number.isdigit():
         if int(number) < 2:
             raise UsageError(f"--orderings {spec}: K must be at least 2 (the published order and one other)")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.analysis.stats import holm
-from auditor.analysis.verdicts import DATASET_ALPHA
+from auditor.analysis.verdicts import DATASET_ALPHA, VerdictTest
 from auditor.errors import UsageError
 
 CORRECTION = "holm"
@@ -131,14 +131,16 @@ def verdict_p(data: dict[str, Any]) -> tuple[float, str]:
     """The p-value the run's verdict rests on, and its test (reports before p_verdict existed: rebuilt)."""
     s = data["summary"]
     if s.get("p_verdict") is not None:
-        return float(s["p_verdict"]), str(s.get("verdict_test", ""))
+        test = s.get("verdict_test", "")
+        return float(s["p_verdict"]), VerdictTest(test).description if test in set(VerdictTest) else str(test)
     seq = data.get("sequential")
     if seq:
         e = float(seq["e_value_no_leakage"])
         return (min(1.0, 1 / e) if e > 0 else 1.0), "sequential test (p = 1/e-value, always valid)"
     if s.get("p_vs_control") is not None:
         return float(s["p_vs_control"]), "test against the control"
-    p_bin, p_rank = float(s.get("p_binomial_units", s["p_value"])), float(s.get("p_rank_sum", 1.0))
+    p_bin = float(s.get("p_top1", s.get("p_binomial_units", s.get("p_value", 1.0))))  # schema 2, then older names
+    p_rank = float(s.get("p_rank_sum", 1.0))
     return min(p_bin, p_rank), "rank-sum test" if p_rank < p_bin else "top-1 count test (units)"
 
 

@@ -11,6 +11,7 @@ import json
 import string
 from typing import Any
 
+from auditor.analysis.verdicts import VerdictTest
 from auditor.report.figures import rank_histogram, statistic_distribution, subject_intervals
 from auditor.report.page import Cell, Column, esc, facts, figure_html, num_cell, page, table, text_cell
 
@@ -35,11 +36,15 @@ def verdict_block(data: dict[str, Any]) -> str:
     )
     rows = [
         ("items scored", f"{s['n_items']} ({s['n_failed']} failed, {s.get('n_not_scored', 0)} not scored)"),
-        ("published order scored highest", f"{s['n_leaked']} ({s['leak_rate']:.1%}; chance {s['chance_rate']:.1%})"),
+        ("published order ranked first", f"{s['n_top1']} ({s['top1_rate']:.1%}; chance {s['chance_rate']:.1%})"),
         ("estimated leaked fraction", f"{lf['estimate']:.1%} (95% CI {lf['low']:.1%} to {lf['high']:.1%})"),
-        ("p-value of the verdict", f"{_p(s.get('p_verdict'))} ({s.get('verdict_test') or 'see below'})"),
-        ("rank-sum p / top-1 p (units)", f"{_p(s['p_rank_sum'])} / {_p(s['p_binomial_units'])}"),
-        ("items flagged", f"{s['n_flagged']} (item-level false-positive rate {null['alpha']:.0%})"),
+        ("p-value of the verdict", f"{_p(s.get('p_verdict'))} ({_test_words(s.get('verdict_test'))})"),
+        ("rank-sum p / top-1 p (units)", f"{_p(s['p_rank_sum'])} / {_p(s['p_top1'])}"),
+        (
+            "items flagged",
+            f"{s['n_flagged']} (scenario a: {s['n_flagged_a']}, b: {s['n_flagged_b']}; item-level false-positive"
+            f" rate {null['alpha']:.0%})",
+        ),
         (
             "order-sensitive items",
             f"{s['n_order_sensitive']} ({'excluded' if s['n_excluded_order_sensitive'] else 'kept'})",
@@ -137,6 +142,14 @@ def provenance_block(prov: dict[str, Any]) -> str:
         rows.append(("TLS", "verification was OFF (--insecure)"))
     full = json.dumps(prov, indent=1, ensure_ascii=False, sort_keys=True)
     return f"{facts(rows)}<details><summary>all provenance (JSON)</summary><pre>{esc(full)}</pre></details>"
+
+
+def _test_words(value: Any) -> str:
+    """The deciding test's description (report.json holds its name)."""
+    try:
+        return VerdictTest(value).description
+    except ValueError:
+        return str(value or "see below")
 
 
 def render_html(data: dict[str, Any]) -> str:

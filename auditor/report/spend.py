@@ -5,23 +5,36 @@ protocol, the budget and how it ended, the sequential test, and the items that w
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from auditor.analysis.sequential import SequentialTest
+from auditor.report.model import FullProtocol, NotScoredItem, NotScoredSection, Spend
 from auditor.run.config import AuditConfig
 from auditor.run.plan import Plan
 from auditor.scoring.budget import Budget, byte_upper_bound
 from auditor.scoring.scheduler import PromptResult
 
 
+@dataclass(frozen=True)
+class Sections:
+    """The report's sections beyond the verdicts (see `extra_sections`)."""
+
+    spend: Spend
+    not_scored: NotScoredSection
+    set_aside: dict[str, Any] | None = None
+    sequential: dict[str, Any] | None = None
+    budget: dict[str, Any] | None = None
+
+
 def extra_sections(
     plan: Plan,
     cfg: AuditConfig,
     results: list[list[PromptResult]],
-    not_scored: list[dict[str, str]],
+    not_scored: list[NotScoredItem],
     budget: Budget | None,
     seq: SequentialTest | None,
-) -> dict[str, Any]:
+) -> Sections:
     """report.json sections beyond the verdicts: what was spent against the full protocol, budgets,
     the sequential test, and what was not scored. Only scores (not this run's traffic) enter them, so a
     re-run from the cache writes the same report."""
@@ -39,26 +52,17 @@ def extra_sections(
             b * min(math.factorial(len(it.options)), cfg.max_orderings)
             for b, it in zip(identity_bytes, plan.candidates, strict=True)
         ))  # fmt: skip
-    extra: dict[str, Any] = {
-        "spend": {
-            "prompts_used": len(records),
-            "prompt_tokens_used": tokens,
-            "full_protocol": {
-                "items": len(plan.candidates),
-                "orderings": "all",
-                "prompts": full_prompts,
-                "prompt_tokens_estimate": full_tokens,
-            },
-            "share_of_full_protocol": tokens / full_tokens if full_tokens else None,
-            "note": "tokens of the prompts behind this report's verdicts (cached ones included); the full "
-            "protocol's tokens are estimated from the tokens per byte measured on them",
-        },
-        "not_scored": {"count": len(not_scored), "items": not_scored[:1000]},
-    }
-    if plan.set_aside:
-        extra["set_aside"] = {k: {"count": len(v), "items": v} for k, v in plan.set_aside.items()}
-    if seq is not None:
-        extra["sequential"] = {**seq.to_json(), "items_available": len(plan.items)}
+    spend = Spend(
+        prompts_used=len(records),
+        prompt_tokens_used=tokens,
+        full_protocol=FullProtocol(len(plan.candidates), "all", full_prompts, full_tokens),
+        share_of_full_protocol=tokens / full_tokens if full_tokens else None,
+        note="tokens of the prompts behind this report's verdicts (cached ones included); the full "
+        "protocol's tokens are estimated from the tokens per byte measured on them",
+    )
+    set_aside = {k: {"count": len(v), "items": v} for k, v in plan.set_aside.items()} if plan.set_aside else None
+    sequential = {**seq.to_json(), "items_available": len(plan.items)} if seq is not None else None
+    section = None
     if budget is not None:
         remaining = [rows for rows, res in zip(plan.rendered[: len(results)], results, strict=True)
                      if any(r.record is None for r in res)]  # fmt: skip
@@ -68,7 +72,7 @@ def extra_sections(
         scored_items = sum(all(r.record is not None for r in res) for res in results)
         per_item = tokens / scored_items if scored_items else None
         left = None if cap is None else max(0, cap - spent)
-        extra["budget"] = {
+        section = {
             **budget.to_json(),
             "to_finish": {
                 "items": len(remaining),
@@ -83,4 +87,4 @@ def extra_sections(
                 "items_it_would_buy": None if left is None or not per_item else int(left // per_item),
             },
         }
-    return extra
+    return Sections(spend, NotScoredSection(len(not_scored), tuple(not_scored[:1000])), set_aside, sequential, section)

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.analysis.assess import assess
-from auditor.analysis.detector import ItemFailure, ItemVerdict, degenerate_reason, min_k_prob, span_score
+from auditor.analysis.detector import ItemFailure, ItemStats, degenerate_reason, min_k_prob, span_score
 from auditor.analysis.sequential import SequentialTest
 from auditor.endpoint.config import (
     endpoint_secrets,
@@ -26,7 +26,8 @@ from auditor.endpoint.config import (
     server_bounds,
 )
 from auditor.errors import AuditorError, BudgetExceeded
-from auditor.report.build import Report, build_report
+from auditor.report.build import build_report, write_report
+from auditor.report.model import Degenerate, NotScoredItem, Report
 from auditor.report.spend import extra_sections
 from auditor.run.config import AuditConfig
 from auditor.run.outputs import check_model, check_out
@@ -34,7 +35,16 @@ from auditor.run.plan import Plan, dataset_sha256, plan_audit
 from auditor.scoring.budget import Budget
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
-from auditor.scoring.scheduler import NOT_SCORED, PromptResult, PromptTask, RunStats, Scheduler, byte_bounds
+from auditor.scoring.scheduler import (
+    NotScored,
+    PromptFate,
+    PromptResult,
+    PromptTask,
+    RunStats,
+    Scheduler,
+    Stop,
+    byte_bounds,
+)
 from auditor.scoring.turns import EndpointTurn
 from providers.base import EndpointInfo, provider_class
 
@@ -57,7 +67,7 @@ async def run_audit(
     cfg: AuditConfig,
     *,
     on_start: Callable[[int], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, PromptFate], None] | None = None,
     on_notice: Callable[[str], None] | None = None,
 ) -> AuditOutcome:
     started = datetime.now(UTC)
@@ -112,22 +122,21 @@ async def run_audit(
             except TimeoutError:  # --max-time: what is in flight was cancelled (and charged)
                 assert budget is not None
                 budget.end("time")
-                results = _from_cache(
-                    cache, tasks, f"{NOT_SCORED} (budget: --max-time {cfg.limits.seconds:g} s reached)"
-                )
+                stop = Stop(NotScored.TIME, f"budget: --max-time {cfg.limits.seconds:g} s reached")
+                results = _from_cache(cache, tasks, stop)
             except asyncio.CancelledError:  # Ctrl-C: report what landed, then let the interrupt through
                 interrupted = True
-                results = _from_cache(cache, tasks, f"{NOT_SCORED} (run interrupted)")
+                results = _from_cache(cache, tasks, Stop(NotScored.INTERRUPTED, "run interrupted"))
         if budget is not None:
             budget.close_all_reserved()
         used = watcher.used if watcher is not None and watcher.seq.decision else len(plan.items)
-        paper = cfg.method.startswith("paper")
+        paper = cfg.method.is_paper
         judged = _judge(plan, results[:used], cfg.seed, cfg.max_orderings, paper=paper)
         scored_not_used = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = _provenance(cfg, plan, info, params, (first, last))
         assessment = assess(
-            judged.verdicts,
+            judged.stats,
             plan.items,
             method=cfg.method,
             control=cfg.control_run,
@@ -137,18 +146,19 @@ async def run_audit(
             n_degenerate=len(judged.degenerate),
         )
         stopped_early = bool(judged.not_scored) and (budget is not None and budget.stopped is not None)
-        extra = extra_sections(plan, cfg, results[:used], judged.not_scored, budget, seq)
+        stopped_by = "interrupted" if interrupted else (budget.stopped if stopped_early and budget else None)
         report = build_report(
-            judged.verdicts,
+            judged.stats,
             judged.failures,
             provenance,
-            skipped=[s.__dict__ for s in plan.load.skipped],
-            partial=interrupted or stopped_early,
+            skipped=plan.load.skipped,
+            stopped_by=stopped_by,
             assessment=assessment,
-            extra={**extra, **judged.degenerate_section()},
+            sections=extra_sections(plan, cfg, results[:used], judged.not_scored, budget, seq),
             texts={it.id: it for it in plan.items},
+            degenerate=judged.degenerate,
         )
-        paths = report.write(cfg.out)
+        paths = write_report(report, cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
         outcome = AuditOutcome(
             report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths, budget, scored_not_used
@@ -199,16 +209,16 @@ class _SequentialWatcher:
         self.done: dict[int, list[PromptResult]] = {}
         self.used = 0  # items consumed by the test, a prefix of the scoring order
 
-    def item_done(self, i: int, results: list[PromptResult]) -> str | None:
+    def item_done(self, i: int, results: list[PromptResult]) -> Stop | None:
         self.done[i] = results
         while self.used in self.done and self.seq.decision is None:
             outcome = _judge_one(self.plan, self.used, self.done.pop(self.used), self.cfg.seed,
-                                 self.cfg.max_orderings, paper=self.cfg.method.startswith("paper"))  # fmt: skip
+                                 self.cfg.max_orderings, paper=self.cfg.method.is_paper)  # fmt: skip
             self.used += 1
-            if isinstance(outcome, ItemVerdict):
+            if isinstance(outcome, ItemStats):
                 self.seq.update(outcome.n_orderings, outcome.rank_random == 1)
         if self.seq.decision is not None:
-            return f"{NOT_SCORED} (sequential test decided '{self.seq.decision}' after {self.seq.n} items)"
+            return Stop(NotScored.DECIDED, f"sequential test decided '{self.seq.decision}' after {self.seq.n} items")
         return None
 
 
@@ -220,14 +230,14 @@ class AuditInterrupted(Exception):
         super().__init__("interrupted")
 
 
-def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]], reason: str) -> list[list[PromptResult]]:
+def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]], stop: Stop) -> list[list[PromptResult]]:
     """Whatever landed before the run stopped, as results; the rest is marked not scored."""
     out = []
     for rows in tasks:
         res = []
         for t in rows:
             record = cache.get(t.key)
-            res.append(PromptResult(record, cached=True) if record else PromptResult(None, error=reason))
+            res.append(PromptResult(record, cached=True) if record else stop.result())
         out.append(res)
     return out
 
@@ -266,7 +276,7 @@ def _provenance(
         "orderings": plan.design.name,
         "max_orderings": cfg.max_orderings,
         "seed": cfg.seed,
-        "method": cfg.method,
+        "method": cfg.method.value,
         "alpha": cfg.alpha,
         "exclude_order_sensitive": cfg.exclude_order_sensitive,
         "sequential": {"alpha": cfg.alpha, "tolerance": cfg.tolerance, "keep_order_sensitive": cfg.keep_order_sensitive}
@@ -277,48 +287,34 @@ def _provenance(
     }
 
 
-@dataclass(frozen=True)
-class Degenerate:
-    """An item scored, but whose scores say nothing about order (`detector.degenerate_reason`)."""
-
-    id: str
-    subject: str
-    reason: str
-
-
 def _judge_one(
     plan: Plan, i: int, res: list[PromptResult], seed: int, max_orderings: int, paper: bool = False
-) -> ItemVerdict | ItemFailure | Degenerate | str:
-    """An item's verdict, its failure, degenerate scores, or (a string) why it was not scored."""
+) -> ItemStats | ItemFailure | Degenerate | str:
+    """An item's statistics, its failure, degenerate scores, or (a string) why it was not scored."""
     item, perms, rows = plan.items[i], plan.orderings[i], plan.rendered[i]
-    errors = [r.error or "" for r in res if r.record is None]
-    if errors and all(r.not_scored for r in res if r.record is None):
-        return errors[0]
-    if errors:
-        real = [e for e in errors if not e.startswith(NOT_SCORED)]
-        return ItemFailure(item.id, item.subject, f"{len(errors)} of {len(res)} orderings failed: {real[0]}")
+    missing = [r for r in res if r.record is None]
+    if missing and all(r.not_scored for r in missing):
+        return missing[0].error or "not scored"
+    if missing:
+        real = [r.error or "" for r in missing if not r.not_scored]
+        return ItemFailure(item.id, item.subject, f"{len(missing)} of {len(res)} orderings failed: {real[0]}")
     try:
         records = [r.record for r in res if r.record is not None]
         spans = [span_score(rec, rend, skip_label=paper) for rec, rend in zip(records, rows, strict=True)]
-        verdict = plan.design.judge(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0]),
-                                    max_orderings=max_orderings)  # fmt: skip
+        stats = plan.design.judge(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0]),
+                                  max_orderings=max_orderings)  # fmt: skip
     except AuditorError as err:
         return ItemFailure(item.id, item.subject, str(err))
-    why = degenerate_reason(verdict.scores, records)
-    return verdict if why is None else Degenerate(item.id, item.subject, why)
+    why = degenerate_reason(stats.scores, records)
+    return stats if why is None else Degenerate(item.id, item.subject, why)
 
 
 @dataclass
 class Judged:
-    verdicts: list[ItemVerdict] = field(default_factory=list)
+    stats: list[ItemStats] = field(default_factory=list)
     failures: list[ItemFailure] = field(default_factory=list)
-    not_scored: list[dict[str, str]] = field(default_factory=list)
+    not_scored: list[NotScoredItem] = field(default_factory=list)
     degenerate: list[Degenerate] = field(default_factory=list)
-
-    def degenerate_section(self) -> dict[str, Any]:
-        """report.json's `degenerate`: items scored but left out of every statistic, with the reason."""
-        items = [{"id": d.id, "subject": d.subject, "reason": d.reason} for d in self.degenerate]
-        return {"degenerate": {"count": len(items), "items": items}} if items else {}
 
 
 def _judge(
@@ -327,25 +323,12 @@ def _judge(
     out = Judged()
     for i, res in enumerate(results):
         outcome = _judge_one(plan, i, res, seed, max_orderings, paper)
-        if isinstance(outcome, ItemVerdict):
-            out.verdicts.append(outcome)
+        if isinstance(outcome, ItemStats):
+            out.stats.append(outcome)
         elif isinstance(outcome, ItemFailure):
             out.failures.append(outcome)
         elif isinstance(outcome, Degenerate):
             out.degenerate.append(outcome)
         else:
-            out.not_scored.append({"id": plan.items[i].id, "reason": outcome})
+            out.not_scored.append(NotScoredItem(plan.items[i].id, outcome))
     return out
-
-
-def summary_line(report: Report) -> str:
-    s = report.data["summary"]
-    if s["verdict"] == "nothing_scored":
-        return f"nothing scored: {s['n_failed']} item(s) failed, {s.get('n_not_scored', 0)} not scored"
-    line = (
-        f"{s['n_items']} items, {s['n_leaked']} with the published order on top "
-        f"({s['leak_rate']:.1%} vs chance {s['chance_rate']:.1%}), p = {s['p_value']:.3g}, "
-        f"{s['n_failed']} failed"
-    )
-    n_degenerate = s.get("n_degenerate", 0)
-    return line + (f", {n_degenerate} with degenerate scores (left out)" if n_degenerate else "")

@@ -10,12 +10,11 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from auditor.analysis.assess import METHODS, Method
 from auditor.endpoint.config import EndpointConfig
 from auditor.errors import UsageError
 from auditor.prompts.designs import parse_design
 from auditor.scoring.budget import Limits
-
-METHODS = ("auditor", "paper-a", "paper-b")
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class AuditConfig:
     skip_invalid: bool = False
     attempts: int = 6
     retry_failed: bool = False
-    method: str = "auditor"
+    method: Method = Method.AUDITOR  # from the --method flag: parse_method
     control_run: Path | None = None
     exclude_order_sensitive: bool = False
     alpha: float = 0.05
@@ -59,6 +58,13 @@ def fraction(flag: str, value: float, hint: str = "") -> None:
         raise UsageError(f"{flag} must be between 0 and 1{hint} (got {value})")
 
 
+def parse_method(name: str) -> Method:
+    try:
+        return Method(name)
+    except ValueError:
+        raise UsageError(f"unknown --method {name!r}; choose one of {', '.join(METHODS)}") from None
+
+
 def check_audit(cfg: AuditConfig) -> None:
     at_least("--limit", cfg.limit, 1)
     at_least("--items", cfg.sample, 1)
@@ -69,9 +75,7 @@ def check_audit(cfg: AuditConfig) -> None:
     at_least("--attempts", cfg.attempts, 1)
     if cfg.limit is not None and cfg.sample is not None:
         raise UsageError("give --limit (the first N items) or --items (a stratified sample of N), not both")
-    if cfg.method not in METHODS:
-        raise UsageError(f"unknown --method {cfg.method!r}; choose one of {', '.join(METHODS)}")
-    if cfg.method.startswith("paper") and cfg.template != "paper":
+    if cfg.method.is_paper and cfg.template != "paper":
         raise UsageError(f"--method {cfg.method} reproduces the reference code, template included: drop --template")
     fraction("--alpha", cfg.alpha)
     fraction("--tolerance", cfg.tolerance, " (a leaked fraction, e.g. 0.1)")

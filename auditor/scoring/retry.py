@@ -31,6 +31,7 @@ GARBLED_ATTEMPTS = 2
 class Decision:
     kind: Kind
     wait: float | None = None  # seconds the server asked for (Retry-After)
+    reason: str = ""  # what went wrong, for counting retries: timeout, connection, 429, 5xx, 408, garbled
 
     @property
     def retry(self) -> bool:
@@ -39,14 +40,14 @@ class Decision:
 
 def classify(exc: BaseException) -> Decision:
     if isinstance(exc, TransportError):
-        return Decision("transient")
+        return Decision("transient", reason="timeout" if exc.timeout else "connection")
     if isinstance(exc, HTTPStatusError):
         if exc.status == 429:
-            return Decision("rate_limited", exc.retry_after)
+            return Decision("rate_limited", exc.retry_after, reason="429")
         if exc.status == 408 or exc.status >= 500:
-            return Decision("transient", exc.retry_after)
+            return Decision("transient", exc.retry_after, reason="408" if exc.status == 408 else "5xx")
     if isinstance(exc, ResponseFormatError) and not isinstance(exc, AlignmentError | ResponseTooLarge):
-        return Decision("garbled")
+        return Decision("garbled", reason="garbled")
     return Decision("no")
 
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Literal
 
 from auditor.endpoint.secrets import redact
 from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError, RetryBudgetSpent
@@ -40,7 +42,31 @@ class PromptTask:
 
 
 PROBE_SINGLES = 3  # prompts of a refused request tried alone before the rest are
-NOT_SCORED = "not scored"  # prefix of every reason for a prompt that was never sent (budget, stop, Ctrl-C)
+PromptFate = Literal["sent", "cached", "unsent"]  # for progress: answered (or failed), from the cache, never sent
+
+
+class NotScored(StrEnum):
+    """Why a prompt was never sent: not a failure, nothing was asked of the server."""
+
+    BUDGET = "budget"  # a hard budget (tokens, requests, cost) would have been passed
+    TIME = "time"  # --max-time ran out
+    INTERRUPTED = "interrupted"  # Ctrl-C
+    DECIDED = "decided"  # the sequential test had decided
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Dispatching stopped: why, and the words the report gives every prompt left unsent."""
+
+    kind: NotScored
+    detail: str
+
+    @property
+    def reason(self) -> str:
+        return f"not scored ({self.detail})"
+
+    def result(self) -> PromptResult:
+        return PromptResult(None, error=self.reason, not_scored=self.kind)
 
 
 @dataclass(frozen=True)
@@ -48,10 +74,7 @@ class PromptResult:
     record: LogprobRecord | None
     error: str | None = None
     cached: bool = False
-
-    @property
-    def not_scored(self) -> bool:
-        return self.record is None and (self.error or "").startswith(NOT_SCORED)
+    not_scored: NotScored | None = None  # set when the prompt was never sent
 
 
 async def byte_bounds(prompts: Sequence[str]) -> list[int]:
@@ -68,6 +91,7 @@ class RunStats:
     failed_earlier: int = 0  # known failures from an earlier run, not re-sent
     retries: int = 0
     rate_limited: int = 0
+    retries_by_reason: dict[str, int] = field(default_factory=dict)  # timeout, connection, 429, 5xx, 408, garbled
 
 
 @dataclass
@@ -77,7 +101,8 @@ class Scheduler:
     concurrency: int = 8
     batch_size: int = 24
     policy: RetryPolicy = field(default_factory=RetryPolicy)
-    on_prompt_done: Callable[[int], None] | None = None
+    # called as prompts finish: (how many, "sent" | "cached" | "unsent"), so progress can count them apart
+    on_prompt_done: Callable[[int, PromptFate], None] | None = None
     retry_failed: bool = False  # re-send prompts that failed for good in an earlier run
     secrets: tuple[str, ...] = ()  # redacted from every recorded error
     stats: RunStats = field(default_factory=RunStats)
@@ -86,9 +111,9 @@ class Scheduler:
     # per-prompt token upper bounds for reservations (the server's /tokenize, else UTF-8 bytes)
     bounds: Callable[[Sequence[str]], Awaitable[list[int]]] = byte_bounds
     generated_per_prompt: int = 0  # tokens the dialect generates per prompt (charged on top)
-    # called after each item in completion order; returning a reason string stops dispatching
-    on_item_done: Callable[[int, list[PromptResult]], str | None] | None = None
-    stopped: str | None = None  # why dispatching stopped early, if it did
+    # called after each item in completion order; returning a Stop stops dispatching
+    on_item_done: Callable[[int, list[PromptResult]], Stop | None] | None = None
+    stopped: Stop | None = None  # why dispatching stopped early, if it did
 
     async def run(self, items: Sequence[Sequence[PromptTask]]) -> list[list[PromptResult]]:
         """Score every item's prompts; the result mirrors the input's shape."""
@@ -112,7 +137,7 @@ class Scheduler:
                     try:
                         prepared = await self._prepare(items[i])
                     except BudgetExceeded as err:
-                        self.stopped = f"{NOT_SCORED} (budget: {err})"
+                        self.stopped = Stop(NotScored.BUDGET, f"budget: {err}")
                         return
                 results[i] = await self._score_prepared(items[i], prepared, limiter)
                 if self.on_item_done is not None and self.stopped is None:
@@ -121,9 +146,8 @@ class Scheduler:
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(self.concurrency, len(items)))):
                 tg.create_task(worker())
-        reason = self.stopped or NOT_SCORED
-        return [r if r is not None else [PromptResult(None, error=reason) for _ in items[i]]
-                for i, r in enumerate(results)]  # fmt: skip
+        stop = self.stopped or Stop(NotScored.INTERRUPTED, "run stopped")
+        return [r if r is not None else [stop.result() for _ in items[i]] for i, r in enumerate(results)]
 
     async def _prepare(self, tasks: Sequence[PromptTask]) -> _Prepared:
         """Cache lookups, chunking, and (with a budget) the item's reservation."""
@@ -152,7 +176,7 @@ class Scheduler:
             holds = [self.budget.take(item_hold, sum(bounds[k] for k in c)) for c in chunks]
             self.budget.release(item_hold)  # empty by now
         if len(missing) < len(tasks):
-            self._progress(len(tasks) - len(missing))
+            self._progress(len(tasks) - len(missing), "cached")
         return _Prepared(out, chunks, holds, bounds)
 
     async def _reserve(self, tokens: int, requests: int) -> Hold:
@@ -198,12 +222,13 @@ class Scheduler:
         except CapabilityError:
             raise  # the endpoint cannot do this at all: stop the run, do not record a failure per prompt
         except BudgetExceeded as err:  # a retry or a split the budget cannot pay for: not a failure
+            stop = Stop(NotScored.BUDGET, f"budget: {err}")
             if self.stopped is None:
-                self.stopped = f"{NOT_SCORED} (budget: {err})"
+                self.stopped = stop
             if self.budget is not None:
                 self.budget.end(err.limit)
-            self._progress(len(tasks))
-            return [PromptResult(None, error=f"{NOT_SCORED} (budget: {err})") for _ in tasks]
+            self._progress(len(tasks), "unsent")
+            return [stop.result() for _ in tasks]
         except EndpointError as err:
             if len(tasks) > 1 and _prompt_can_cause(err):
                 return await self._split(tasks, limiter, allowance, bounds, str(err))
@@ -215,7 +240,7 @@ class Scheduler:
                 clear_failure(self.cache, task.key)
             results.append(PromptResult(record))
         self.stats.scored += len(records)
-        self._progress(len(records))
+        self._progress(len(records), "sent")
         return results
 
     async def _split(
@@ -244,7 +269,7 @@ class Scheduler:
         for task in tasks:
             put_failure(self.cache, task.key, endpoint=base, model=model, reason=reason)
         self.stats.failed += len(tasks)
-        self._progress(len(tasks))
+        self._progress(len(tasks), "sent")
         return [PromptResult(None, error=reason) for _ in tasks]
 
     async def _request(
@@ -291,14 +316,16 @@ class Scheduler:
 
         def on_retry(decision: Decision) -> None:
             self.stats.retries += 1
+            why = decision.reason or decision.kind
+            self.stats.retries_by_reason[why] = self.stats.retries_by_reason.get(why, 0) + 1
             if decision.kind == "rate_limited":
                 self.stats.rate_limited += 1
 
         return await self.policy.call(once, on_retry)
 
-    def _progress(self, n: int) -> None:
+    def _progress(self, n: int, fate: PromptFate) -> None:
         if self.on_prompt_done is not None:
-            self.on_prompt_done(n)
+            self.on_prompt_done(n, fate)
 
 
 def _prompt_can_cause(err: EndpointError) -> bool:

@@ -69,8 +69,8 @@ def audits(canary: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 def test_published_order_leaks_are_found(audits: dict[str, Any]) -> None:
     canary, base, truth = audits["canary"], audits["base"], audits["truth"]
     assert canary["summary"]["n_failed"] == 0 and canary["summary"]["n_items"] == sum(PER_STATUS.values())
-    top1 = rates(canary, truth, "leaked")
-    top1_base = rates(base, truth, "leaked")
+    top1 = rates(canary, truth, "top1")
+    top1_base = rates(base, truth, "top1")
     print(f"top-1 rate by status: canary {top1}, base {top1_base}")
     # the paper's rule (published order on top) on the canary's published-order leaks, and what
     # fine-tuning added over the base model on the very same items
@@ -93,9 +93,9 @@ def test_default_flags_are_calibrated(audits: dict[str, Any]) -> None:
 
 def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
     canary, base = audits["canary"], audits["base"]
-    print(f"canary p = {canary['summary']['p_value']:.3g}; base p = {base['summary']['p_value']:.3g}")
-    assert canary["summary"]["p_value"] < 1e-6 and canary["summary"]["verdict"] == "leakage"
-    assert canary["summary"]["leak_rate"] > base["summary"]["leak_rate"]
+    print(f"canary p = {canary['summary']['p_top1']:.3g}; base p = {base['summary']['p_top1']:.3g}")
+    assert canary["summary"]["p_top1"] < 1e-6 and canary["summary"]["verdict"] == "leakage"
+    assert canary["summary"]["top1_rate"] > base["summary"]["top1_rate"]
     # the base model alone: its rate and chance are stated, and no false certainty about the cause
     text = base["summary"]["verdict_text"]
     assert "chance" in text and "cannot be told apart" in text
@@ -103,12 +103,12 @@ def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
 
 def test_control_run_against_the_base_model(audits: dict[str, Any]) -> None:
     from auditor.analysis.assess import assess
-    from auditor.analysis.detector import rebuild_verdict
+    from auditor.analysis.detector import stats_from_report
     from auditor.input.items import load_items
 
     items = load_items(audits["work"] / "canary_items.jsonl").items
-    canary = [rebuild_verdict(d) for d in audits["canary"]["items"]]
-    base = [rebuild_verdict(d) for d in audits["base"]["items"]]
+    canary = [stats_from_report(d) for d in audits["canary"]["items"]]
+    base = [stats_from_report(d) for d in audits["base"]["items"]]
     vs_base = assess(canary, items, control=audits["work"] / "base")
     print(f"canary vs base: {vs_base.summary.sentence}")
     assert vs_base.summary.verdict == "leakage" and vs_base.summary.p_control is not None

@@ -73,7 +73,7 @@ def test_verdicts_on_nothing_and_uncalibrated_corners(tmp_path: Path) -> None:
     four = case("four_options_noise", tmp_path / "n4")
     assert four.facts["flagged"] <= 9  # 5% of 60 = 3 expected; 9 or more has probability < 0.1%
     ties = case("all_ties", tmp_path / "t")
-    assert ties.run.rc == 6 and ties.facts["n_degenerate"] == 20 and ties.facts["n_leaked"] == 0
+    assert ties.run.rc == 6 and ties.facts["n_degenerate"] == 20 and ties.facts["n_top1"] == 0
     assert ties.facts["verdict"] == "too_few_scored"
 
 

@@ -47,7 +47,7 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
     summary = report["summary"]
     assert summary["n_items"] == 20 and summary["n_failed"] == 0
     assert summary["chance_rate"] == pytest.approx(1 / 24)
-    assert 0.0 <= summary["p_value"] <= 1.0
+    assert 0.0 <= summary["p_verdict"] <= 1.0 and 0.0 <= summary["p_top1"] <= 1.0
     for item in report["items"]:
         assert item["n_orderings"] == 24 and len(set(map(tuple, item["orderings"]))) == 24
         assert 1 <= item["rank"] <= 24 and item["p_value"] == item["rank"] / 24

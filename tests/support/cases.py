@@ -216,7 +216,8 @@ def all_ties(ctx: Ctx) -> Outcome:
     with HostileServer("ties") as srv:
         run = ctx.audit(srv.base_url, synthetic_dataset(ctx.tmp, 20, 4), "ties")
     s = _summary(ctx, "ties")
-    return Outcome(run, {"verdict": s.get("verdict"), "n_leaked": s.get("n_leaked"), "p": s.get("p_value"),
+    top1, p = s.get("n_top1", s.get("n_leaked")), s.get("p_verdict", s.get("p_value"))  # report schema 2, then 1
+    return Outcome(run, {"verdict": s.get("verdict"), "n_top1": top1, "p": p,
                          "n_degenerate": s.get("n_degenerate"), "stdout": run.stdout.strip().splitlines()[:1]})
 
 

@@ -13,7 +13,7 @@ import pytest
 import respx
 
 from auditor.cli import main
-from auditor.cli.run import EXIT_UNDECIDED as TOO_FEW  # 1-2 items cannot reach a verdict: exit 6
+from auditor.cli.codes import ExitCode
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from tests.conftest import DATA_SLICES
@@ -21,6 +21,7 @@ from tests.support.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case
 
 BASE = "http://fake.test/v1"
+TOO_FEW = ExitCode.UNDECIDED  # 1-2 items cannot reach a verdict: exit 6
 
 
 @pytest.fixture
@@ -62,14 +63,14 @@ def test_run_rerun_identical_from_cache(dataset: Path, tmp_path: Path, capsys: p
     with serve(server):
         assert main(args) == 0
     first = capsys.readouterr().out
-    assert "20 items" in first and "480 scored" in first
+    assert "20 scored" in first and "480 scored" in first
     report = json.loads((out / "report.json").read_text())
     s = report["summary"]
     assert s["n_items"] == 20 and s["n_failed"] == 0
-    flagged = {it["id"] for it in report["items"] if it["leaked"]}
+    flagged = {it["id"] for it in report["items"] if it["top1"]}
     assert leaked_ids <= flagged
     assert s["chance_rate"] == pytest.approx(1 / 24)
-    assert s["p_value"] < 1e-6
+    assert s["p_top1"] < 1e-4 and s["verdict"] == "leakage" and s["p_verdict"] < 1e-4
     assert report["items"][0]["id"] == "abstract_algebra_test:0" and len(report["items"][0]["scores"]) == 24
     prov = report["provenance"]
     assert prov["endpoint"]["model"] == "fake-model" and prov["endpoint"]["server_version"] == "0.0-fake"
@@ -110,7 +111,7 @@ def test_max_tokens_zero_refused_falls_back_to_one(dataset: Path, tmp_path: Path
     with serve(server):  # the echo dialect, where max_tokens 0 is tried first
         assert run_main(dataset, tmp_path, "--limit", "3", "--provider", "openai-completions") == 0
     report = json.loads((tmp_path / "run" / "report.json").read_text())
-    assert report["summary"]["n_leaked"] == 3  # the generated token was dropped, not scored
+    assert report["summary"]["n_top1"] == 3  # the generated token was dropped, not scored
     assert report["provenance"]["endpoint"]["provider"] == "openai-completions"
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from auditor.analysis.detector import SpanScore, judge_item
+from auditor.analysis.detector import SpanScore, item_stats
 from auditor.errors import AlignmentError, UsageError
 from auditor.input.items import Item
 from auditor.prompts.designs import (
@@ -276,6 +276,6 @@ def test_pairs_rejects_misaligned_or_incomplete_input() -> None:
 def test_full_designs_judge_like_judge_item() -> None:
     scores = spans_of([-3.0, -1.0, -3.0, -5.0])
     prompts = Cyclic().prompts(4, seed=0, item_id="q", max_orderings=120)
-    expected = judge_item("q", "s", prompts, scores, seed=4, min_k=-1.0)
+    expected = item_stats("q", "s", prompts, scores, seed=4, min_k=-1.0)
     for design in [*FULL_DESIGNS, PaperR()]:
         assert design.judge("q", "s", prompts, scores, seed=4, min_k=-1.0) == expected

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from auditor.analysis.detector import SpanScore, judge_dataset, judge_item
+from auditor.analysis.detector import SpanScore, item_stats
 from auditor.analysis.stats import poisson_binomial_sf
 from auditor.errors import AlignmentError
 
@@ -16,24 +16,24 @@ def spans(*scores: float) -> list[SpanScore]:
 
 
 def test_rank_p_value_and_margin() -> None:
-    v = judge_item("i", "s", PERMS, spans(-10.0, -9.0, -12.0, -8.0))
-    assert (v.rank, v.leaked, v.p_value) == (3, False, 0.75)
+    v = item_stats("i", "s", PERMS, spans(-10.0, -9.0, -12.0, -8.0))
+    assert (v.rank, v.top1, v.p_value) == (3, False, 0.75)
     assert v.margin == pytest.approx(-2.0)
 
 
 def test_tie_with_best_counts_as_rank_one() -> None:
-    v = judge_item("i", "s", PERMS, spans(-8.0, -9.0, -8.0, -10.0))
-    assert v.rank == 1 and v.leaked and v.p_value == 0.25
+    v = item_stats("i", "s", PERMS, spans(-8.0, -9.0, -8.0, -10.0))
+    assert v.rank == 1 and v.top1 and v.p_value == 0.25
 
 
 def test_published_strictly_best() -> None:
-    v = judge_item("i", "s", PERMS, spans(-1.0, -9.0, -8.0, -10.0))
-    assert v.leaked and v.margin == pytest.approx(7.0)
+    v = item_stats("i", "s", PERMS, spans(-1.0, -9.0, -8.0, -10.0))
+    assert v.top1 and v.margin == pytest.approx(7.0)
 
 
 def test_inconsistent_boundary_is_refused() -> None:
     with pytest.raises(AlignmentError, match="different number of tokens"):
-        judge_item("i", "s", PERMS[:2], [SpanScore(-1.0, 5, 3), SpanScore(-2.0, 6, 3)])
+        item_stats("i", "s", PERMS[:2], [SpanScore(-1.0, 5, 3), SpanScore(-2.0, 6, 3)])
 
 
 def test_binomial_matches_closed_form() -> None:
@@ -49,17 +49,22 @@ def test_poisson_binomial_mixed_probabilities() -> None:
     assert poisson_binomial_sf(1, probs) == pytest.approx(1 - 0.5 * 0.75)
 
 
-def test_dataset_verdict() -> None:
-    leaked = [judge_item(f"l{i}", "s", PERMS, spans(0.0, -1.0, -2.0, -3.0)) for i in range(10)]
-    clean = [judge_item(f"c{i}", "s", PERMS, spans(-3.0, -1.0, -2.0, 0.0)) for i in range(30)]
-    d = judge_dataset(leaked + clean, n_failed=2)
-    assert (d.n_items, d.n_leaked, d.n_failed) == (40, 10, 2)
-    assert d.leak_rate == 0.25 and d.chance_rate == 0.25
-    assert 0.3 < d.p_value < 0.7
-    none = judge_dataset(clean, n_failed=0)
-    assert none.n_leaked == 0 and none.p_value == 1.0
-    strong = judge_dataset(leaked, n_failed=0)
-    assert strong.p_value == pytest.approx(0.25**10)
+def test_dataset_top1_test_is_the_verdicts_own() -> None:
+    """The top-1 count test lives in one place, the dataset decision (verdicts.summarize)."""
+    from auditor.analysis.verdicts import Verdict, VerdictTest, exchangeable_null, summarize
+
+    null = exchangeable_null(4)
+    leaked = [item_stats(f"l{i}", "s", PERMS, spans(0.0, -1.0, -2.0, -3.0)) for i in range(10)]
+    clean = [item_stats(f"c{i}", "s", PERMS, spans(-3.0, -1.0, -2.0, 0.0)) for i in range(30)]
+    d = summarize(leaked + clean, null)
+    assert (d.n_units, d.top1, d.chance) == (40, 10, 0.25)
+    assert 0.3 < d.p_binomial < 0.7 and d.verdict is Verdict.NO_EVIDENCE
+    none = summarize(clean, null)
+    assert none.top1 == 0 and none.p_binomial == 1.0
+    strong = summarize(leaked, null)
+    assert strong.p_binomial == pytest.approx(0.25**10) and strong.verdict is Verdict.LEAKAGE
+    assert strong.p_verdict == min(strong.p_binomial, strong.p_rank_sum)
+    assert strong.test is (VerdictTest.TOP1 if strong.p_binomial < strong.p_rank_sum else VerdictTest.RANK_SUM)
 
 
 def test_rank_sum_exact_and_normal_agree() -> None:

@@ -26,7 +26,9 @@ from auditor.scoring.retry import Decision, RetryPolicy, classify
     ],
 )
 def test_classify(exc: BaseException, kind: str, wait: float | None) -> None:
-    assert classify(exc) == Decision(kind, wait)  # type: ignore[arg-type]
+    d = classify(exc)
+    assert (d.kind, d.wait) == (kind, wait)
+    assert d.reason == {"no": ""}.get(kind, d.reason) and (kind == "no" or d.reason)  # every retry has a reason
 
 
 def test_wait_honours_retry_after_and_caps() -> None:

@@ -61,9 +61,10 @@ def tasks(item: int, n: int) -> list[PromptTask]:
 
 async def test_batches_cache_and_progress(tmp_path: Path) -> None:
     provider = FakeProvider()
-    done: list[int] = []
+    done: list[tuple[int, str]] = []
     with ScoreCache(tmp_path / "c.sqlite") as cache:
-        s = Scheduler(provider, cache, concurrency=2, batch_size=10, on_prompt_done=done.append)  # type: ignore[arg-type]
+        s = Scheduler(provider, cache, concurrency=2, batch_size=10,  # type: ignore[arg-type]
+                      on_prompt_done=lambda n, fate: done.append((n, fate)))  # fmt: skip
         items = [tasks(i, 24) for i in range(5)]
         results = await s.run(items)
         assert [len(r) for r in results] == [24] * 5
@@ -73,11 +74,15 @@ async def test_batches_cache_and_progress(tmp_path: Path) -> None:
             for r, t in zip(rs, ts, strict=True)
         )
         assert sorted(len(b) for b in provider.batches) == [4] * 5 + [10] * 10  # 24 = 10 + 10 + 4
-        assert sum(done) == 120 and s.stats.scored == 120 and s.stats.requests == 15
+        assert sum(n for n, _ in done) == 120 and {f for _, f in done} == {"sent"}
+        assert s.stats.scored == 120 and s.stats.requests == 15
 
-        again = Scheduler(provider, cache, concurrency=2, batch_size=10)  # type: ignore[arg-type]
+        done.clear()  # progress tells cached prompts apart from sent ones
+        again = Scheduler(provider, cache, concurrency=2, batch_size=10,  # type: ignore[arg-type]
+                          on_prompt_done=lambda n, fate: done.append((n, fate)))  # fmt: skip
         results2 = await again.run(items)
         assert again.stats.requests == 0 and again.stats.cached == 120
+        assert sum(n for n, _ in done) == 120 and {f for _, f in done} == {"cached"}
         assert [[r.record for r in rs] for rs in results2] == [[r.record for r in rs] for rs in results]
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from auditor.analysis.assess import assess
-from auditor.analysis.detector import SpanScore, degenerate_reason, judge_item
+from auditor.analysis.detector import SpanScore, degenerate_reason, item_stats
 from auditor.analysis.verdicts import (
     best_case_p,
     control_null,
@@ -22,7 +22,7 @@ PERMS = orderings_for(4, max_orderings=120, seed=0, item_id="x")
 
 
 def verdict(i: int, scores: list[float], subject: str = "s"):  # type: ignore[no-untyped-def]
-    return judge_item(f"q{i}", subject, PERMS, [SpanScore(s, 3, 5) for s in scores])
+    return item_stats(f"q{i}", subject, PERMS, [SpanScore(s, 3, 5) for s in scores])
 
 
 def exchangeable(n: int, seed: int, boost: float = 0.0, k_boost: int = 0):  # type: ignore[no-untyped-def]
@@ -96,7 +96,7 @@ def clean_items(n: int, k: int, seed: int):  # type: ignore[no-untyped-def]
     """n items whose K orderings score independently (no preference): what a random-noise server gives."""
     rng = np.random.default_rng(seed)
     perms = orderings_for({2: 2, 6: 3, 24: 4, 120: 5}[k], max_orderings=120, seed=0, item_id="x")
-    return [judge_item(f"q{i}", "s", perms, [SpanScore(float(x), 3, 5) for x in rng.normal(-50, 2, size=k)])
+    return [item_stats(f"q{i}", "s", perms, [SpanScore(float(x), 3, 5) for x in rng.normal(-50, 2, size=k)])
             for i in range(n)]  # fmt: skip
 
 
