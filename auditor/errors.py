@@ -9,12 +9,14 @@
     │                                 scheduler stops there and the report says so (never a crash)
     └── EndpointError                 anything about the inference endpoint (exit 4)
         ├── TransportError            network trouble: connect, reset, timeout (retried)
+        │   └── Unreachable           nothing answers there (refused, DNS): retried only once it has answered
         ├── HTTPStatusError           non-2xx answer; carries status and Retry-After (classified)
         ├── ResponseFormatError       2xx answer that is not what the dialect promises (retried once)
         │   ├── AlignmentError        logprobs do not line up with the prompt text (not retried)
         │   └── ResponseTooLarge      the body passed the size cap, on the wire or inflated (not retried)
         ├── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
         │   └── ModelLoadError        an in-process model cannot be loaded (not a model, corrupt, ...)
+        ├── ModelNotServed            --model names no model the server lists (said once, whatever the dialect)
         └── RetryBudgetSpent          an item's request allowance ran out before this prompt was sent
 
 Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
@@ -99,6 +101,10 @@ class TransportError(EndpointError):
         super().__init__(message, endpoint=endpoint)
 
 
+class Unreachable(TransportError):
+    """No connection at all (refused, unknown host): at first contact this is an answer, not a hiccup."""
+
+
 class HTTPStatusError(EndpointError):
     def __init__(
         self,
@@ -137,3 +143,7 @@ class ModelLoadError(CapabilityError):
 
 class RetryBudgetSpent(EndpointError):
     """An item's request allowance (its requests x --attempts, + 1 per prompt) ran out: not sent again."""
+
+
+class ModelNotServed(EndpointError):
+    """The server lists its models and --model is not among them: no dialect will do better."""

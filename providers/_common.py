@@ -19,7 +19,7 @@ from typing import Any, ClassVar, TypeVar
 
 import httpx
 
-from auditor.errors import AlignmentError, EndpointError, ResponseFormatError
+from auditor.errors import AlignmentError, EndpointError, ModelNotServed, ResponseFormatError
 from auditor.prompts.align import place_tokens
 from providers.base import EndpointInfo, LogprobRecord, Provider, logprob_problem, request_json
 
@@ -113,7 +113,8 @@ def pick_model(models: Any, model: str, bad: Bad, route: str) -> dict[str, Any]:
         found = entries[0]
     if found is None:
         names = ", ".join(str(m.get("id")) for m in entries[:20] if isinstance(m, dict))
-        raise bad(f"model {model!r} is not served here (served: {names}{', ...' if len(entries) > 20 else ''})")
+        more = ", ..." if len(entries) > 20 else ""
+        raise ModelNotServed(f"model {model!r} is not served here (served: {names}{more}); give --model one of them")
     return found
 
 

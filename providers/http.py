@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from auditor.errors import HTTPStatusError, ResponseFormatError, ResponseTooLarge, TransportError
+from auditor.errors import HTTPStatusError, ResponseFormatError, ResponseTooLarge, TransportError, Unreachable
 
 MASK = "[REDACTED]"
 MIN_SECRET = 8  # shorter credentials are not scrubbed from bodies (they would mangle ordinary JSON)
@@ -89,6 +89,9 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endp
         raise TransportError(message, endpoint=endpoint, timeout=True) from err
     except httpx.TimeoutException as err:
         raise TransportError(f"timed out ({type(err).__name__})", endpoint=endpoint, timeout=True) from err
+    except httpx.ConnectError as err:  # refused, unknown host, unroutable: nothing answers at this URL
+        why = f"cannot connect ({type(err).__name__}: {err}): is the server running, and is --base-url right?"
+        raise Unreachable(why, endpoint=endpoint) from err
     except httpx.TransportError as err:
         raise TransportError(f"{type(err).__name__}: {err}", endpoint=endpoint) from err
     secrets = sent_credentials(resp.request)

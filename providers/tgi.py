@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from auditor.errors import CapabilityError
+from auditor.errors import CapabilityError, ModelNotServed
 from providers._common import bad_for, build_record, map_bounded, root_url
 from providers.base import EndpointInfo, LogprobRecord, Provider, request_json
 
@@ -57,7 +57,8 @@ class TGI(Provider):
         if not isinstance(served, str) or not served:
             raise bad("GET /info returned no model_id (is this TGI?)")
         if self.model not in (*MODEL_ALIASES, served):
-            raise bad(f"model {self.model!r} is not served here (served: {served})")
+            raise ModelNotServed(f"model {self.model!r} is not served here (served: {served}); give --model {served}",
+                                 endpoint=self.base_url)  # fmt: skip
         max_len = data.get("max_input_tokens", data.get("max_input_length"))
         version = data.get("version")
         return EndpointInfo(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 
@@ -26,6 +26,7 @@ def endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint")
     g.add_argument(
         "--base-url",
+        action=Once,  # one endpoint per run until replicas exist: drop this line to accept several
         help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; leave it out to score with a model"
         " loaded in this process (--provider local)",
     )
@@ -57,6 +58,18 @@ def endpoint_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
     g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
+
+
+class Once(argparse.Action):
+    """A flag that may be given once: a second value is an error, not silently the one used."""
+
+    def __call__(
+        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
+    ) -> None:
+        old = getattr(namespace, self.dest, None)
+        if old is not None and old != self.default:
+            parser.error(f"{option} given twice ({old} and {values}): one endpoint per run")
+        setattr(namespace, self.dest, values)
 
 
 class Parser(argparse.ArgumentParser):

@@ -29,6 +29,16 @@ from providers.http import AuditClient, ExchangeLimits
 from providers.local import LOCAL_ENDPOINT
 
 
+def check_base_url(url: str) -> None:
+    """An http(s) URL with a host, or a UsageError saying what a base URL looks like (nothing is sent)."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as err:
+        raise UsageError(f"--base-url {url!r} is not a URL ({err}); e.g. http://127.0.0.1:8000/v1") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UsageError(f"--base-url {url!r} is not an http(s) URL with a host; e.g. http://127.0.0.1:8000/v1")
+
+
 @dataclass(frozen=True)
 class EndpointConfig:
     base_url: str  # without userinfo: a key written into the URL is moved to `url_auth` on construction
@@ -48,6 +58,8 @@ class EndpointConfig:
             raise UsageError("--provider local scores in this process: give --model, not --base-url")
         if self.provider != "local" and not self.base_url:
             raise UsageError(f"--provider {self.provider} needs --base-url (or use --provider local --model PATH)")
+        if self.provider != "local":
+            check_base_url(self.base_url)
         mb = self.max_response_mb
         if mb is not None and not (math.isfinite(mb) and mb > 0):
             raise UsageError(f"--max-response-mb must be a positive number (got {mb})")

@@ -13,7 +13,15 @@ from typing import Any
 
 import httpx
 
-from auditor.errors import CapabilityError, EndpointError, HTTPStatusError, ResponseFormatError, TransportError
+from auditor.errors import (
+    CapabilityError,
+    EndpointError,
+    HTTPStatusError,
+    ModelNotServed,
+    ResponseFormatError,
+    TransportError,
+    Unreachable,
+)
 from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, provider_class
 from providers.chat_only import explain_chat_only
@@ -110,6 +118,8 @@ async def detect(
     for name in candidates(base_url):
         try:
             result = await probe(client, provider=name, base_url=base_url, model=model, policy=policy)
+        except (Unreachable, ModelNotServed):  # nothing answers there, or no such model: one line, no table
+            raise
         except TransportError as err:  # nothing answers there: no other dialect will either
             rows.append(DialectRow(name, False, _one_line(err)))
             break

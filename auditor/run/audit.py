@@ -103,7 +103,7 @@ async def run_audit(
                 cache,
                 concurrency=cfg.concurrency,
                 batch_size=cfg.batch_size,
-                policy=RetryPolicy(attempts=cfg.attempts),
+                policy=RetryPolicy(attempts=cfg.attempts, retry_unreachable=True),  # it answered the probe
                 on_prompt_done=on_progress,
                 retry_failed=cfg.retry_failed,
                 secrets=endpoint_secrets(ep),

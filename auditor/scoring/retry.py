@@ -20,10 +20,17 @@ from typing import Literal, TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, stop_after_attempt
 
-from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, ResponseTooLarge, TransportError
+from auditor.errors import (
+    AlignmentError,
+    HTTPStatusError,
+    ResponseFormatError,
+    ResponseTooLarge,
+    TransportError,
+    Unreachable,
+)
 
 T = TypeVar("T")
-Kind = Literal["no", "transient", "rate_limited", "garbled"]
+Kind = Literal["no", "transient", "rate_limited", "garbled", "unreachable"]
 GARBLED_ATTEMPTS = 2
 
 
@@ -39,6 +46,8 @@ class Decision:
 
 
 def classify(exc: BaseException) -> Decision:
+    if isinstance(exc, Unreachable):
+        return Decision("unreachable", reason="connection")
     if isinstance(exc, TransportError):
         return Decision("transient", reason="timeout" if exc.timeout else "connection")
     if isinstance(exc, HTTPStatusError):
@@ -58,6 +67,9 @@ class RetryPolicy:
     max_wait: float = 30.0
     max_retry_after: float = 120.0
     retry_garbled: bool = True  # off while probing dialects: a garbled answer there means "not this dialect"
+    # a connection refused / unknown host is retried only where the server has answered before (scoring);
+    # at first contact (probe, describe) it is the answer: fail at once, in one line
+    retry_unreachable: bool = False
 
     def wait_for(self, attempt: int, decision: Decision) -> float:
         """Seconds to wait before attempt `attempt + 1`; Retry-After wins when present."""
@@ -80,6 +92,8 @@ class RetryPolicy:
             decision = classify(exc)
             if decision.kind == "garbled":
                 return self.retry_garbled and state.attempt_number < GARBLED_ATTEMPTS
+            if decision.kind == "unreachable":
+                return self.retry_unreachable
             return decision.retry
 
         retrying = AsyncRetrying(stop=stop_after_attempt(self.attempts), wait=wait, retry=should_retry, reraise=True)

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import respx
 
-from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError, TransportError
+from auditor.errors import AlignmentError, HTTPStatusError, ModelNotServed, ResponseFormatError, TransportError
 from providers.openai_completions import OpenAICompletions, parse_completions
 from tests.conftest import load_fixture
 
@@ -152,7 +152,7 @@ async def test_describe_reads_models_and_version() -> None:
         )
         auto = await OpenAICompletions(client, base_url=BASE, model="").describe()
         assert auto.model == "tiny-llama"
-        with pytest.raises(ResponseFormatError, match="not served"):
+        with pytest.raises(ModelNotServed, match="not served"):
             await OpenAICompletions(client, base_url=BASE, model="other").describe()
 
 

@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from auditor.analysis.detector import span_score
-from auditor.errors import AlignmentError, ResponseFormatError
+from auditor.errors import AlignmentError, ModelNotServed, ResponseFormatError
 from auditor.prompts.orderings import Rendered
 from providers.openai_completions import parse_completions
 from providers.sglang import SGLang, parse_sglang
@@ -128,5 +128,5 @@ async def test_describe_models_and_server_version() -> None:
         )
         info_route.mock(return_value=httpx.Response(404))
         assert (await SGLang(client, base_url="http://sg.test/v1", model="").describe()).server_version is None
-        with pytest.raises(ResponseFormatError, match="not served"):
+        with pytest.raises(ModelNotServed, match="not served"):
             await SGLang(client, base_url="http://sg.test", model="llama").describe()

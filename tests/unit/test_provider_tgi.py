@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from auditor.errors import CapabilityError, HTTPStatusError, ResponseFormatError
+from auditor.errors import CapabilityError, HTTPStatusError, ModelNotServed, ResponseFormatError
 from providers.tgi import NO_PREFILL, TGI, parse_tgi
 from tests.conftest import load_fixture
 
@@ -114,7 +114,7 @@ async def test_describe_reads_info() -> None:
                 "3.3.4",
                 4095,
             )
-        with pytest.raises(ResponseFormatError, match="not served"):
+        with pytest.raises(ModelNotServed, match="not served"):
             await TGI(client, base_url=ROOT, model="other/model").describe()
         route.mock(return_value=httpx.Response(200, json={"version": "3.3.4"}))
         with pytest.raises(ResponseFormatError, match="no model_id"):

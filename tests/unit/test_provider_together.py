@@ -10,7 +10,7 @@ import httpx
 import pytest
 import respx
 
-from auditor.errors import AlignmentError, ResponseFormatError
+from auditor.errors import AlignmentError, ModelNotServed, ResponseFormatError
 from providers.together import Together, parse_together
 from tests.conftest import load_fixture
 
@@ -106,7 +106,7 @@ async def test_describe_reads_the_bare_model_list() -> None:
             2048,
             {"type": "language"},
         )
-        with pytest.raises(ResponseFormatError, match="not served"):
+        with pytest.raises(ModelNotServed, match="not served"):
             await Together(client, base_url=BASE, model="").describe()  # many served: a model must be named
         route.mock(return_value=httpx.Response(200, json={"object": "list", "data": models}))
         assert (await Together(client, base_url=BASE, model="smollm2").describe()).max_model_len == 2048

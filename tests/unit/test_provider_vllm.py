@@ -11,7 +11,7 @@ import pytest
 import respx
 
 from auditor.analysis.detector import span_score
-from auditor.errors import AlignmentError, HTTPStatusError, ResponseFormatError
+from auditor.errors import AlignmentError, HTTPStatusError, ModelNotServed, ResponseFormatError
 from auditor.prompts.orderings import Rendered
 from providers.openai_completions import parse_completions
 from providers.vllm import VLLM, parse_vllm
@@ -194,5 +194,5 @@ async def test_describe_reads_models_and_version_at_the_root() -> None:
         assert (await VLLM(client, base_url=BASE, model="").describe()).model == "smollm2"
         version.mock(return_value=httpx.Response(404))
         assert (await VLLM(client, base_url=BASE, model="smollm2").describe()).server_version is None
-        with pytest.raises(ResponseFormatError, match="not served"):
+        with pytest.raises(ModelNotServed, match="not served"):
             await VLLM(client, base_url=BASE, model="other").describe()
