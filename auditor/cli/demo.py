@@ -73,15 +73,12 @@ async def demo_command(args: argparse.Namespace) -> int:
     print(f"stratified; each item scored in {design}, where the full protocol scores all 24 orderings of all items")
     print(f"(auditor run ... --dataset {DATASET} --orderings all). A 135M model gives weak signals: this shows the")
     print("tool at work, not a finding about the model.")
-    print()
     progress = Progress(enabled=sys.stderr.isatty())
     try:
         outcome = await run_audit(cfg, on_start=progress.start, on_progress=progress.advance)
     finally:
         progress.close()
-    print_outcome(outcome)
-    s = outcome.report.summary
-    print(f"verdict: {s.verdict.value.replace('_', ' ')} ({s.method.value} method): {s.verdict_text}")
+    print_outcome(outcome)  # the verdict block, as report.md opens with it, then this run's traffic and paths
     print()
     print("Audit your own endpoint (any server that returns prompt log-probabilities, e.g. vLLM):")
     print("  auditor probe --base-url http://HOST:PORT/v1 --model NAME")
