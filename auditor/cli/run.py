@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from collections import Counter
 from typing import Any
 
 from auditor.cli.codes import outcome_code
@@ -28,6 +30,8 @@ async def run_command(args: argparse.Namespace) -> int:
         progress.close()
     print_outcome(outcome, as_json=args.json, quiet=args.quiet)
     summary = outcome.report.summary
+    if outcome.report.skipped_invalid and not args.json:
+        print(f"auditor: {skipped_notice(outcome)}", file=sys.stderr)
     if not summary.verdict.decided:
         print(f"auditor: no verdict ({summary.verdict.value}): {summary.verdict_text}", file=sys.stderr)
     return outcome_code(summary, fail_on_leak=args.fail_on_leak)
@@ -40,6 +44,14 @@ async def estimate_command(args: argparse.Namespace) -> int:
     else:
         print(render(result))
     return 0
+
+
+def skipped_notice(outcome: AuditOutcome) -> str:
+    """What the loader skipped as invalid, by reason (report.json `skipped_invalid` lists every one)."""
+    skipped = outcome.report.skipped_invalid
+    reasons = Counter(re.sub(r"\b[A-Z]\b", "X", s.reason).split(" (")[0] for s in skipped)
+    top = "; ".join(f"{r}: {n}" for r, n in reasons.most_common(4)) + ("; ..." if len(reasons) > 4 else "")
+    return f"{len(skipped)} item(s) skipped as invalid ({top}); report.json's skipped_invalid lists each one"
 
 
 def outcome_rows(outcome: AuditOutcome) -> list[tuple[str, str]]:

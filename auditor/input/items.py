@@ -1,12 +1,4 @@
-"""Benchmark items: the model, the loaders for each supported file format, and validation.
-
-Supported inputs (a file, or a directory searched recursively, files sorted by relative path):
-- MMLU-style CSV without header: question, option..., answer letter.
-- CSV with header (CMMLU, C-Eval): `Question,A,B,C,D[,Answer]`, optionally after an index or `id` column.
-- JSONL / JSON array of objects with `question` (or `query`) and `choices` or `options` (a list),
-  optional `answer` (letter or 0-based index), `answer_index` or `gold`.
-- ARC's original JSONL: `question.stem`, `question.choices[{label, text}]`, `answerKey`.
-- The reference paper's format: `{"question": ..., "option": {"A": ..., "B": ...}}`.
+"""Benchmark items: the model, loading (files and formats: auditor/input/formats.py), and validation.
 
 Ids: an `id` / `question_id` field when present (a CSV `id` column is per file, so it becomes
 `<file stem>:<id>`), else `<file stem>:<0-based data row>`.
@@ -19,20 +11,16 @@ are skipped and recorded in `LoadResult.skipped` when `skip_invalid=True`; file-
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections import Counter
-from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import DatasetError
+from auditor.input.formats import LABELS, RawItem, data_files, data_stem, read_file
 
-LABELS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+__all__ = ["LABELS", "Item", "LoadResult", "Skipped", "load_items"]
+
 MAX_FIELD_CHARS = 100_000
-DATA_SUFFIXES = (".csv", ".jsonl", ".json")
 
 
 @dataclass(frozen=True)
@@ -61,18 +49,6 @@ class LoadResult:
     ignored_files: list[Path] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class _Raw:
-    """A record as read from a file, before validation."""
-
-    row: int
-    question: Any
-    options: list[Any]
-    answer: Any
-    id: str | None
-    subject: str | None
-
-
 def load_items(path: Path, *, skip_invalid: bool = False, limit: int | None = None) -> LoadResult:
     """Load and validate the items under `path` (a file or a directory): all, or the first `limit`.
 
@@ -81,23 +57,23 @@ def load_items(path: Path, *, skip_invalid: bool = False, limit: int | None = No
     """
     if not path.exists():
         raise DatasetError("no such file or directory", file=str(path), fix="check the --dataset path")
-    files, ignored = _data_files(path)
+    files, ignored = data_files(path)
     if not files:
         raise DatasetError(
-            "no .csv, .jsonl or .json files found", file=str(path), fix="point --dataset at benchmark files"
+            "no .csv, .jsonl, .json or .txt files found", file=str(path), fix="point --dataset at benchmark files"
         )
     result = LoadResult(items=[], files=files, ignored_files=ignored)
     seen: dict[str, Item] = {}
     for file in files:
         n_records = 0
-        for raw in _read_file(file):
+        for raw in read_file(file):
             n_records += 1
             try:
                 if isinstance(raw, DatasetError):  # a row-level problem found while reading
                     raise raw
                 item = _validate(raw, file)
             except DatasetError as err:
-                if not skip_invalid:
+                if not skip_invalid and not (isinstance(raw, RawItem) and raw.lenient):
                     raise
                 result.skipped.append(Skipped(str(file), err.row, err.reason))
                 continue
@@ -128,254 +104,10 @@ def load_items(path: Path, *, skip_invalid: bool = False, limit: int | None = No
     return result
 
 
-def _data_files(path: Path) -> tuple[list[Path], list[Path]]:
-    if path.is_file():
-        if path.suffix.lower() not in DATA_SUFFIXES:
-            raise DatasetError(
-                f"unsupported file type {path.suffix!r}",
-                file=str(path),
-                fix="use .csv, .jsonl or .json",
-            )
-        return [path], []
-    files: list[Path] = []
-    ignored: list[Path] = []
-    for p in sorted(path.rglob("*"), key=lambda q: q.relative_to(path).as_posix()):
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        (files if p.suffix.lower() in DATA_SUFFIXES else ignored).append(p)
-    return files, ignored
-
-
-def _read_text(file: Path) -> str:
-    data = file.read_bytes()
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DatasetError(
-            f"not valid UTF-8 (byte {err.start}, line {line})",
-            file=str(file),
-            fix="re-save the file as UTF-8",
-        ) from None
-
-
-def _read_file(file: Path) -> Iterator[_Raw | DatasetError]:
-    """Records of `file`; row-level problems are yielded as errors, file-level ones raised."""
-    text = _read_text(file)
-    if not text.strip():
-        raise DatasetError("file is empty", file=str(file), fix="remove it or add items")
-    suffix = file.suffix.lower()
-    if suffix == ".csv":
-        yield from _read_csv(text, file)
-    elif suffix == ".jsonl":
-        yield from _read_jsonl(text, file)
-    else:
-        yield from _read_json(text, file)
-
-
-# ---------------------------------------------------------------- CSV
-
-
-def _read_csv(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    # csv's default 131,072-character field limit would turn one over-long option into a parse error
-    # for the whole file; lift it (process-wide, so restore it) and let _validate reject the field.
-    limit = csv.field_size_limit()
-    csv.field_size_limit(max(limit, len(text) + 1))
-    try:
-        rows = list(reader)
-    except csv.Error as err:
-        raise DatasetError(
-            f"malformed CSV near line {reader.line_num}: {err}",
-            file=str(file),
-            fix="check quoting (a stray or unbalanced '\"')",
-        ) from None
-    finally:
-        csv.field_size_limit(limit)
-    rows = [r for r in rows if any(cell.strip() for cell in r)]
-    if not rows:
-        raise DatasetError("no rows (every cell is empty)", file=str(file), fix="remove it or add items")
-    header = _csv_header(rows[0])
-    if header is None:
-        yield from _csv_headerless(rows, file)
-    else:
-        yield from _csv_with_header(rows[1:], header, file)
-
-
-@dataclass(frozen=True)
-class _Header:
-    id_col: int | None
-    question_col: int
-    option_cols: list[int]
-    answer_col: int | None
-    width: int
-
-
-def _csv_header(first: list[str]) -> _Header | None:
-    names = [c.strip().lower() for c in first]
-    if "question" not in names:
-        return None
-    q = names.index("question")
-    # A leading column named `id` is a per-file id (C-Eval); an unnamed one is a row index (CMMLU).
-    id_col = 0 if q == 1 and names[0] == "id" else None
-    option_cols = []
-    for i, n in enumerate(names):
-        if len(n) == 1 and n.upper() in LABELS and i > q:
-            option_cols.append(i)
-    answer_col = names.index("answer") if "answer" in names else None
-    return _Header(id_col, q, option_cols, answer_col, len(names))
-
-
-def _csv_with_header(rows: list[list[str]], h: _Header, file: Path) -> Iterator[_Raw | DatasetError]:
-    if len(h.option_cols) < 2:
-        raise DatasetError(
-            "header names fewer than 2 option columns",
-            file=str(file),
-            row=None,
-            field="header",
-            fix="name option columns A, B, C, ...",
-        )
-    for i, r in enumerate(rows):
-        if len(r) != h.width:
-            yield DatasetError(
-                f"expected {h.width} columns as in the header, found {len(r)}",
-                file=str(file),
-                row=i,
-                fix="check for missing or extra commas",
-            )
-            continue
-        rid = f"{file.stem}:{r[h.id_col].strip()}" if h.id_col is not None and r[h.id_col].strip() else None
-        yield _Raw(
-            row=i,
-            question=r[h.question_col],
-            options=[r[c] for c in h.option_cols],
-            answer=r[h.answer_col] if h.answer_col is not None else None,
-            id=rid,
-            subject=None,
-        )
-
-
-def _csv_headerless(rows: list[list[str]], file: Path) -> Iterator[_Raw | DatasetError]:
-    # The layout is what most rows have (ties: the earliest), so that one bad row, even the first,
-    # is the one reported rather than every row after it.
-    width = Counter(len(r) for r in rows).most_common(1)[0][0]
-    if width < 4:
-        raise DatasetError(
-            f"rows have {width} columns; expected question, at least 2 options and an answer letter",
-            file=str(file),
-            fix="MMLU-style CSV is: question,A,B,C,D,answer",
-        )
-    for i, r in enumerate(rows):
-        if len(r) != width:
-            yield DatasetError(
-                f"expected {width} columns like most rows, found {len(r)}",
-                file=str(file),
-                row=i,
-                fix="check for missing or extra commas",
-            )
-            continue
-        yield _Raw(row=i, question=r[0], options=list(r[1:-1]), answer=r[-1], id=None, subject=None)
-
-
-# ---------------------------------------------------------------- JSON
-
-
-def _read_jsonl(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
-    row = 0
-    # Lines end at "\n" only: str.splitlines() would also split at U+0085, U+2028, ... which JSON
-    # strings may contain unescaped (MMLU-Pro does).
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as err:
-            yield DatasetError(
-                f"invalid JSON on line {lineno}: {err.msg}", file=str(file), row=row, fix="one JSON object per line"
-            )
-        else:
-            yield _json_record_or_error(obj, row, file)
-        row += 1
-
-
-def _read_json(text: str, file: Path) -> Iterator[_Raw | DatasetError]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise DatasetError(
-            f"invalid JSON at line {err.lineno}, column {err.colno}: {err.msg}",
-            file=str(file),
-            fix="fix the JSON, or use .jsonl for one object per line",
-        ) from None
-    if isinstance(data, dict):
-        data = next((v for k, v in data.items() if k in ("items", "data", "questions") and isinstance(v, list)), [data])
-    if not isinstance(data, list):
-        raise DatasetError("expected a JSON array of items", file=str(file), fix="wrap the items in [...]")
-    for row, obj in enumerate(data):
-        yield _json_record_or_error(obj, row, file)
-
-
-def _json_record_or_error(obj: Any, row: int, file: Path) -> _Raw | DatasetError:
-    try:
-        return _json_record(obj, row, file)
-    except DatasetError as err:
-        return err
-
-
-def _json_record(obj: Any, row: int, file: Path) -> _Raw:
-    if not isinstance(obj, Mapping):
-        raise DatasetError("expected a JSON object", file=str(file), row=row, fix="each item is an object")
-    rid = obj.get("id", obj.get("question_id"))
-    subject = obj.get("subject", obj.get("category"))
-    q = obj.get("question", obj.get("query"))
-    if isinstance(q, Mapping) and "stem" in q:  # ARC original
-        return _arc_record(obj, q, row, file, rid)
-    if isinstance(obj.get("option"), Mapping):  # the reference paper's format
-        opt = obj["option"]
-        labels = sorted(opt)
-        answer = obj.get("answer")
-        return _Raw(row, q, [opt[k] for k in labels], answer, _str_id(rid), _opt_str(subject))
-    options = obj.get("choices", obj.get("options"))
-    if options is None:
-        raise DatasetError(
-            "no options", file=str(file), row=row, field="choices", fix="add a 'choices' or 'options' list"
-        )
-    if not isinstance(options, list):
-        raise DatasetError(
-            "options must be a list", file=str(file), row=row, field="choices", fix='use a JSON list: ["...", "..."]'
-        )
-    answer = obj.get("answer", obj.get("answer_index", obj.get("gold")))
-    return _Raw(row, q, list(options), answer, _str_id(rid), _opt_str(subject))
-
-
-def _arc_record(obj: Mapping[str, Any], q: Mapping[str, Any], row: int, file: Path, rid: Any) -> _Raw:
-    choices = q.get("choices")
-    if not isinstance(choices, list) or not all(isinstance(c, Mapping) for c in choices):
-        raise DatasetError(
-            "question.choices must be a list of {label, text}",
-            file=str(file),
-            row=row,
-            field="question.choices",
-            fix='use ARC\'s layout: [{"label": "A", "text": "..."}, ...]',
-        )
-    labels = [str(c.get("label", "")) for c in choices]
-    key = obj.get("answerKey")
-    answer: Any = labels.index(str(key)) if key is not None and str(key) in labels else key
-    return _Raw(row, q.get("stem"), [c.get("text") for c in choices], answer, _str_id(rid), None)
-
-
-def _str_id(rid: Any) -> str | None:
-    return None if rid is None or rid == "" else str(rid)
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
 # ---------------------------------------------------------------- validation
 
 
-def _validate(raw: _Raw, file: Path) -> Item:
+def _validate(raw: RawItem, file: Path) -> Item:
     def bad(msg: str, fld: str, fix: str) -> DatasetError:
         return DatasetError(msg, file=str(file), row=raw.row, field=fld, fix=fix)
 
@@ -410,8 +142,8 @@ def _validate(raw: _Raw, file: Path) -> Item:
             "orderings of identical options are indistinguishable; fix the item or pass --skip-invalid",
         )
     answer = _answer_index(raw.answer, len(options), bad)
-    item_id = raw.id if raw.id is not None else f"{file.stem}:{raw.row}"
-    subject = raw.subject or _subject_from_stem(file.stem)
+    item_id = raw.id if raw.id is not None else f"{data_stem(file)}:{raw.row}"
+    subject = raw.subject or _subject_from_stem(data_stem(file))
     return Item(item_id, raw.question, tuple(options), answer, subject, str(file), raw.row)
 
 

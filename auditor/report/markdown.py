@@ -54,7 +54,8 @@ def headline_rows(report: Report) -> list[tuple[str, str]]:
             "items",
             f"{s.n_items} scored, {s.n_top1} with the published order first ({s.top1_rate:.1%} vs chance"
             f" {s.chance_rate:.1%}), {s.n_failed} failed"
-            + (f", {s.n_not_scored} not scored" if s.n_not_scored else ""),
+            + (f", {s.n_not_scored} not scored" if s.n_not_scored else "")
+            + (f", {s.n_skipped_invalid} skipped as invalid" if s.n_skipped_invalid else ""),
         ),
         (
             "flagged items",
@@ -148,9 +149,23 @@ def render_markdown(report: Report) -> str:
         ]
         lines.append("")
     if report.degenerate is not None:
-        lines += ["## Degenerate scores", "", f"{report.degenerate.count} item(s) were scored but their scores cannot"
-                  " show a preference for any order, so they are left out of every statistic; the first ones:", ""]
+        lines += [
+            "## Degenerate scores",
+            "",
+            f"{report.degenerate.count} item(s) were scored but their scores cannot"
+            " show a preference for any order, so they are left out of every statistic; the first ones:",
+            "",
+        ]
         lines += [f"- `{d.id}`: {d.reason}" for d in report.degenerate.items[:10]]
+        lines.append("")
+    if report.skipped_invalid:
+        lines += [
+            "## Skipped as invalid",
+            "",
+            f"{len(report.skipped_invalid)} item(s) were not loaded; the first ones:",
+            "",
+        ]
+        lines += [f"- `{k.file}` row {k.row}: {k.reason}" for k in report.skipped_invalid[:10]]
         lines.append("")
     if report.failures:
         lines += ["## Failures", "", f"{len(report.failures)} item(s) could not be scored; the first ones:", ""]
@@ -188,8 +203,11 @@ def _provenance_lines(prov: Any) -> list[str]:
         + (f", server {ep['server']} {ep['server_version'] or ''}".rstrip() if ep.get("server") else ""),
         f"- dataset: `{ds['path']}`, {ds['files']} file(s), sha256 `{ds['sha256']}`,"
         f" {ds['items_loaded']} items loaded" + (f", first {ds['limit']} used" if ds.get("limit") else ""),
-        *([f"- bundled sample `{b['name']}`: {b['source']}; licence {b['licence']}"] if (b := ds.get("bundled"))
-          else []),
+        *(
+            [f"- bundled sample `{b['name']}`: {b['source']}; licence {b['licence']}"]
+            if (b := ds.get("bundled"))
+            else []
+        ),
         f"- template: `{prov['template']['name']}`; max orderings {prov['max_orderings']}; seed {prov['seed']}",
         f"- tool: auditor {prov['tool']['version']}; scored between {prov['time']['first_scored']}"
         f" and {prov['time']['last_scored']}",

@@ -406,10 +406,10 @@ def test_mixed_formats_in_one_directory(tmp_path: Path) -> None:
 def test_missing_path_and_unsupported_file(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match="no such file"):
         load_items(tmp_path / "nope")
-    with pytest.raises(DatasetError, match=r"unsupported file type '\.txt'"):
-        load_items(write(tmp_path, "x.txt", "q,a,b,A\n"))
+    with pytest.raises(DatasetError, match=r"unsupported file type '\.xml'"):
+        load_items(write(tmp_path, "x.xml", "q,a,b,A\n"))
     write(tmp_path, "d/readme.md", "hi\n")
-    with pytest.raises(DatasetError, match=r"no \.csv, \.jsonl or \.json files"):
+    with pytest.raises(DatasetError, match=r"no \.csv, \.jsonl, \.json or \.txt files"):
         load_items(tmp_path / "d")
 
 
@@ -574,33 +574,6 @@ CASES: dict[str, Case] = {
         "question",
         1,
     ),
-    "paper_empty_option": Case(
-        {
-            "ex.json": json.dumps(
-                [
-                    {"question": "q", "option": {"A": "a", "B": "b", "C": ""}},
-                    {"question": "q2", "option": {"A": "a", "B": "b"}},
-                ]
-            )
-        },
-        "ex.json",
-        "option C is empty",
-        0,
-        "C",
-        1,
-    ),
-    "paper_single_option": Case(
-        {
-            "ex.json": json.dumps(
-                [{"question": "q", "option": {"A": "a", "B": "b"}}, {"question": "q2", "option": {"A": "a"}}]
-            )
-        },
-        "ex.json",
-        "at least 2",
-        1,
-        "options",
-        1,
-    ),
     "json_null_option": Case(
         {"d.json": json.dumps([GOOD_REC, {"question": "q", "choices": ["a", None]}])},
         "d.json",
@@ -728,3 +701,15 @@ def test_limit_stops_before_problems_further_on(tmp_path: Path) -> None:
     assert [it.id for it in res.items] == ["a_test:0", "a_test:1"]
     with pytest.raises(DatasetError, match=r"b_test\.csv"):
         load_items(tmp_path, limit=3)
+
+
+def test_the_reference_papers_format_skips_its_gaps_without_a_flag(tmp_path: Path) -> None:
+    """Its example file has empty and single options: such items are skipped and recorded, flag or not
+    (formerly the paper_empty_option / paper_single_option cases of CASES, which stopped the load)."""
+    rows = [{"question": "q", "option": {"A": "a", "B": "b", "C": ""}},
+            {"question": "q2", "option": {"A": "a", "B": "b"}}, {"question": "q3", "option": {"A": "a"}}]  # fmt: skip
+    r = load_items(write(tmp_path, "ex.json", json.dumps(rows)))
+    assert [it.question for it in r.items] == ["q2"]
+    skipped = [(s.row, s.reason) for s in r.skipped]
+    assert skipped == [(0, "option C is empty"), (2, "1 option(s); at least 2 are needed")]
+
