@@ -31,7 +31,7 @@ MODELS = {
 
 
 def smollm2_dir() -> Path:
-    proc = subprocess.run([str(default_server_python()), str(REPO_ROOT / "scripts" / "build_model.py")],
+    proc = subprocess.run([str(default_server_python()), "-m", "scripts.build_model"], cwd=REPO_ROOT,
                           capture_output=True, text=True, timeout=1800, check=True)  # fmt: skip
     return Path(proc.stdout.strip().splitlines()[-1])
 

@@ -69,7 +69,7 @@ def cl100k_counts(prompts: dict[str, list[str]]) -> dict[str, list[int]]:
 
 def smollm2_counts(prompts: dict[str, list[str]], python: Path) -> tuple[dict[str, list[int]], str]:
     build = subprocess.run(
-        [str(python), str(ROOT / "scripts" / "build_model.py")], capture_output=True, text=True, check=True
+        [str(python), "-m", "scripts.build_model"], cwd=ROOT, capture_output=True, text=True, check=True
     )
     model_dir = build.stdout.strip().splitlines()[-1]
     proc = subprocess.run(

@@ -58,6 +58,7 @@ _LOAD_LOCK = threading.Lock()
 
 class Local(Provider):
     name: ClassVar[str] = "local"
+    tokenize_route: ClassVar[str | None] = "tokenizer"  # no route: the model's own tokenizer, in this process
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 Run with the server venv's interpreter (see scripts/setup_server_env.sh):
 
-    .venv-server/bin/python scripts/build_model.py [--out-root DIR]
+    .venv-server/bin/python -m scripts.build_model [--out-root DIR]     # from the repository root
 
 transformers dequantizes the Q4_1 GGUF to fp32 (`providers.local_model.convert_gguf`, the same code
 the in-process provider uses for a GGUF): the weights are saved as safetensors, with the tokenizer.
@@ -23,10 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))  # the server venv runs this file from the source tree, auditor not installed
-
-from providers.local_model import (  # noqa: E402
+from providers.local_model import (
     MARKER_NAME,
     build_once,
     convert_gguf,
@@ -44,7 +41,7 @@ def source_digest() -> str:
     """First 12 hex digits of the sha256 of this script and the conversion code: any edit yields a new
     model directory."""
     digest = hashlib.sha256(Path(__file__).read_bytes())
-    digest.update((REPO_ROOT / "providers" / "local_model.py").read_bytes())
+    digest.update((Path(__file__).resolve().parent.parent / "providers" / "local_model.py").read_bytes())
     return digest.hexdigest()[:12]
 
 

@@ -23,7 +23,7 @@ def smollm2_dir() -> Path:
     if not python.exists():
         pytest.fail(f"server venv missing ({python}): run scripts/setup_server_env.sh")
     proc = subprocess.run(
-        [str(python), str(REPO_ROOT / "scripts" / "build_model.py")], capture_output=True, text=True, timeout=1800
+        [str(python), "-m", "scripts.build_model"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800
     )
     if proc.returncode != 0:
         pytest.fail(f"model build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

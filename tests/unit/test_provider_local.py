@@ -201,6 +201,9 @@ def test_cli_run_in_process_then_from_cache(tiny: Path, tmp_path: Path, capsys: 
     assert "0 scored" in second and "72 from cache" in second and "probe cached" in second
     assert json.loads((tmp_path / "two" / "report.json").read_text())["summary"] == data_json["summary"]
 
+    assert main(["estimate", "--model", str(tiny), "--dataset", str(data), "--cache", str(tmp_path / "e.sqlite")]) == 0
+    assert "counted by     server:tokenizer" in capsys.readouterr().out  # exact, from the model's tokenizer
+
     assert main(["run", "--provider", "local", "--base-url", "http://x/v1", "--model", str(tiny), "--dataset",
                  str(data), "--out", str(tmp_path / "three")]) == 2  # fmt: skip
     assert "give --model, not --base-url" in capsys.readouterr().err
