@@ -17,11 +17,9 @@ ARC (CC BY-SA 4.0), OpenBookQA (Apache-2.0), HellaSwag (MIT). CMMLU and C-Eval (
 from __future__ import annotations
 
 import argparse
-import bz2
 import hashlib
 import json
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,11 +95,7 @@ def describe(spec: Spec, n: int, n_subjects: int) -> str:
 def build(name: str, spec: Spec, data: Path) -> tuple[bytes, bytes]:
     """items.jsonl and meta.json of one bundled set, as bytes."""
     path = data / spec.staged
-    with tempfile.TemporaryDirectory() as tmp:
-        readable = _hellaswag_jsonl(path, Path(tmp)) if path.name.endswith(".txt.bz2") else path
-        loaded = load_items(readable, skip_invalid=True)
-        if readable != path:
-            loaded.files = [path]  # the staged file is what the digest covers
+    loaded = load_items(path, skip_invalid=True)
     if spec.per_subject is not None:
         items = per_subject_sample(loaded.items, spec.per_subject, SEED)
     elif spec.n is not None:
@@ -129,21 +123,6 @@ def build(name: str, spec: Spec, data: Path) -> tuple[bytes, bytes]:
         "built_by": "scripts/bundle_datasets.py",
     }
     return lines, (json.dumps(meta, indent=1, ensure_ascii=False) + "\n").encode()
-
-
-def _hellaswag_jsonl(path: Path, tmp: Path) -> Path:
-    """The llama.cpp text re-format (6 lines per item) as JSON lines the loaders read: the first line is
-    `activity label: context` (the question, as lm-eval builds it), the label is the subject."""
-    with bz2.open(path, "rt", encoding="utf-8") as fh:
-        lines = fh.read().split("\n")
-    out = tmp / "hellaswag_val.jsonl"
-    with out.open("w", encoding="utf-8") as fh:
-        for i in range(len(lines) // 6):
-            ctx, gold, *endings = lines[6 * i : 6 * i + 6]
-            record = {"id": f"hellaswag_val:{i}", "subject": ctx.split(": ", 1)[0], "question": ctx,
-                      "choices": endings, "answer": int(gold)}  # fmt: skip
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-    return out
 
 
 def _record(it: Item) -> dict[str, object]:
