@@ -91,7 +91,7 @@ def assess(
     dataset verdict names when too few items are left to decide."""
     by_id = {it.id: it for it in items}
     reasons = {v.id: order_sensitivity(by_id[v.id]) for v in verdicts}
-    groups = group_by_option_set([by_id[v.id] for v in verdicts])
+    groups = group_by_option_set(items)  # over every item given: option_group_size counts the ones not scored too
     group_of = {i: key for key, ids in groups.items() for i in ids}
     group_size = {i: len(ids) for ids in groups.values() for i in ids}
     excluded = [v.id for v in verdicts if exclude_order_sensitive and reasons[v.id]]

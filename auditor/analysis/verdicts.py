@@ -30,7 +30,6 @@ that too little was scored; items whose scores are degenerate count as not score
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -49,6 +48,7 @@ from auditor.analysis.stats import (
     rank_sum_p_value,
     wilcoxon_greater,
 )
+from auditor.input.sensitivity import representative
 
 DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
 DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
@@ -160,8 +160,7 @@ def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed:
         (by_group[groups[v.id]] if v.id in groups else singles).append(v)
     chosen = list(singles)
     for key, members in sorted(by_group.items()):
-        h = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
-        chosen.append(members[int.from_bytes(h[:8], "little") % len(members)])
+        chosen.append(members[representative(key, len(members), seed)])
     return chosen
 
 

@@ -39,6 +39,7 @@ published-order preference of all of them, so such a list should be judged once,
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -76,6 +77,13 @@ def order_sensitivity(item: Item) -> list[str]:
 def option_set_key(item: Item) -> str:
     """A canonical key of the item's option multiset: sorted, whitespace-normalized, casefolded."""
     return json.dumps(sorted(" ".join(o.split()).casefold() for o in item.options), ensure_ascii=False)
+
+
+def representative(key: str, n: int, seed: int) -> int:
+    """Which of the `n` items sharing option list `key` stands for them all (a seeded pick, the same in
+    planning, which scores only it, and in the dataset tests, which count each list once)."""
+    h = hashlib.sha256(f"{seed}\x00{key}".encode()).digest()
+    return int.from_bytes(h[:8], "little") % n
 
 
 def group_by_option_set(items: Iterable[Item]) -> dict[str, list[str]]:

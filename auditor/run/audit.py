@@ -137,7 +137,7 @@ async def run_audit(
         provenance = _provenance(cfg, plan, info, params, (first, last))
         assessment = assess(
             judged.stats,
-            plan.items,
+            plan.candidates,  # all selected items: group sizes count those sharing a list and not scored
             method=cfg.method,
             control=cfg.control_run,
             exclude_order_sensitive=cfg.exclude_order_sensitive,

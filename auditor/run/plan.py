@@ -17,7 +17,7 @@ from auditor.errors import UsageError
 from auditor.input.catalog import Bundled, Selection, describe, resolve
 from auditor.input.items import Item, LoadResult, load_items
 from auditor.input.sampling import stratified_sample
-from auditor.input.sensitivity import option_set_key, order_sensitivity
+from auditor.input.sensitivity import option_set_key, order_sensitivity, representative
 from auditor.prompts.designs import Design, parse_design
 from auditor.prompts.orderings import Ordering, Rendered, Template, load_template
 from auditor.run.config import AuditConfig
@@ -74,6 +74,9 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     set_aside: dict[str, list[str]] = {}
     if cfg.sequential:
         items, set_aside = sequential_order(items, cfg.seed, keep_order_sensitive=cfg.keep_order_sensitive)
+    else:
+        items, shared = one_per_option_list(items, cfg.seed)
+        set_aside = {"shared_option_list": shared} if shared else {}
     template = load_template(cfg.template)
     orderings = [
         design.prompts(len(it.options), seed=cfg.seed, item_id=it.id, max_orderings=cfg.max_orderings) for it in items
@@ -81,6 +84,17 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     rendered = [[template.render(it, p) for p in perms] for it, perms in zip(items, orderings, strict=True)]
     return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside, path, bundled,
                 describe(cfg.dataset, bundled, selection))  # fmt: skip
+
+
+def one_per_option_list(items: Sequence[Item], seed: int) -> tuple[list[Item], list[str]]:
+    """Items sharing one option list are scored once: their seeded representative (the one the dataset
+    tests count, `sensitivity.representative`) is kept, in input order; the others' ids are set aside
+    (report.json `set_aside.shared_option_list` lists them; every ordering of the list costs once)."""
+    groups: dict[str, list[Item]] = {}
+    for it in items:
+        groups.setdefault(option_set_key(it), []).append(it)
+    keep = {id(members[representative(key, len(members), seed)]) for key, members in groups.items()}
+    return [it for it in items if id(it) in keep], [it.id for it in items if id(it) not in keep]
 
 
 def sequential_order(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -23,11 +25,17 @@ SUBJECTS = ("abstract_algebra", "anatomy", "astronomy", "business_ethics", "clin
 
 @pytest.fixture(scope="module")
 def big_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """~240 real MMLU items (30 per subject) without duplicate options."""
+    """~240 real MMLU items (up to 30 per subject) without duplicate options, and no two sharing an option
+    list (such items are scored once: tests/unit/test_shared_lists.py), so every item here is scored."""
     d = tmp_path_factory.mktemp("mmlu")
+    seen: set[frozenset[str]] = set()
     for subject in SUBJECTS:
-        lines = (DATA_SLICES / "mmlu" / "test" / f"{subject}_test.csv").read_text(encoding="utf-8")
-        (d / f"{subject}_test.csv").write_text("".join(lines.splitlines(keepends=True)[:30]), encoding="utf-8")
+        text = (DATA_SLICES / "mmlu" / "test" / f"{subject}_test.csv").read_text(encoding="utf-8")
+        rows = list(csv.reader(io.StringIO("".join(text.splitlines(keepends=True)[:30]), newline="")))
+        kept = [r for r in rows if frozenset(r[1:-1]) not in seen and not seen.add(frozenset(r[1:-1]))]
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(kept)
+        (d / f"{subject}_test.csv").write_text(out.getvalue(), encoding="utf-8")
     return d
 
 
