@@ -14,6 +14,8 @@ Every adapter ends the same way: it has, per prompt, a list of token strings, a 
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
@@ -21,7 +23,7 @@ import httpx
 
 from auditor.errors import AlignmentError, EndpointError, ModelNotServed, ResponseFormatError
 from auditor.prompts.align import place_tokens
-from providers.base import EndpointInfo, LogprobRecord, Provider, logprob_problem, request_json
+from providers.base import LOGPROB_ROUNDING, EndpointInfo, LogprobRecord, Provider, logprob_problem, request_json
 
 Bad = Callable[[str], ResponseFormatError]
 T = TypeVar("T")
@@ -60,6 +62,9 @@ def build_record(
     generated_tail: bool = False,
 ) -> LogprobRecord:
     """Validate and place one prompt's tokens. `generated_tail`: the dialect echoes generated tokens after it."""
+    fast = _exact_record(tokens, values, prompt, token_ids)
+    if fast is not None:
+        return fast
     bad = bad_for(endpoint)
     if len(tokens) != len(values):
         raise bad(f"{where}: {len(tokens)} tokens but {len(values)} logprobs")
@@ -90,6 +95,33 @@ def build_record(
         token_ids=None if token_ids is None else tuple(int(t) for t in token_ids[:n]),
         prompt_tokens=n,
     )
+
+
+def _exact_record(
+    tokens: Sequence[Any], values: Sequence[Any], prompt: str, token_ids: Sequence[Any] | None
+) -> LogprobRecord | None:
+    """The common case, checked with C-level passes (`map`, `set`, `join`): token strings that spell
+    the prompt exactly (none empty after the first, no U+FFFD), finite float logprobs (the first may be
+    null; none above `LOGPROB_ROUNDING`), integer ids. The record is then the one `place_tokens` would
+    build; None when any check fails, and the careful path decides (and says why it refuses)."""
+    n = len(tokens)
+    if n == 0 or len(values) != n or (token_ids is not None and len(token_ids) != n):
+        return None
+    if set(map(type, tokens)) != {str} or not all(tokens[1:]) or "\ufffd" in prompt or "".join(tokens) != prompt:
+        return None
+    rest = values[1:]
+    if not set(map(type, rest)) <= {float} or not all(map(math.isfinite, rest)):
+        return None
+    if rest and max(rest) > LOGPROB_ROUNDING:
+        return None
+    first = values[0]
+    if first is not None and (type(first) is not float or not math.isfinite(first) or first > LOGPROB_ROUNDING):
+        return None
+    if token_ids is not None and set(map(type, token_ids)) != {int}:
+        return None
+    offsets = tuple(itertools.accumulate(map(len, tokens[:-1]), initial=0))
+    ids = None if token_ids is None else tuple(token_ids)
+    return LogprobRecord(tuple(tokens), tuple(values), offsets, ids, n)
 
 
 def check_usage(data: Any, counted: int, bad: Bad) -> None:

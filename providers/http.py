@@ -30,8 +30,10 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+import orjson
 
 from auditor.errors import HTTPStatusError, ResponseFormatError, ResponseTooLarge, TransportError, Unreachable
+from auditor.jsonio import loads
 
 MASK = "[REDACTED]"
 MIN_SECRET = 8  # shorter credentials are not scrubbed from bodies (they would mangle ordinary JSON)
@@ -71,7 +73,7 @@ def limits_of(client: httpx.AsyncClient) -> ExchangeLimits:
 async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endpoint: str, json: Any = None) -> Any:
     """One bounded exchange; library errors mapped onto the auditor tree (see the module docstring)."""
     limits = limits_of(client)
-    content = None if json is None else jsonlib.dumps(json, ensure_ascii=False, separators=(",", ":")).encode()
+    content = None if json is None else orjson.dumps(json)  # compact UTF-8, like json.dumps(separators=(",", ":"))
     headers = {"accept-encoding": "gzip, deflate"}
     if content is not None:
         headers["content-type"] = "application/json"
@@ -99,7 +101,7 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endp
     if not 200 <= resp.status_code < 300:
         raise _status_error(resp, body, secrets, endpoint)
     try:
-        data = jsonlib.loads(body)
+        data = loads(body)  # orjson, stdlib fallback: auditor/jsonio.py
     except ValueError as err:
         raise ResponseFormatError(f"invalid JSON in response ({len(body)} bytes)", endpoint=endpoint) from err
     return scrub_json(data, secrets) if secrets and b"\\" in body else data

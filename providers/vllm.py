@@ -24,6 +24,7 @@ BOS exactly when the completions `usage.prompt_tokens` does (recorded: 12 and 12
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 from providers._common import (
@@ -40,6 +41,7 @@ from providers._common import (
 from providers.base import LogprobRecord, request_json
 
 MAX_PROMPTS = 1024  # vLLM's default cap on a prompt list (VLLM_MAX_COMPLETION_PROMPTS)
+_TOKEN, _LOGPROB = itemgetter("decoded_token"), itemgetter("logprob")
 
 
 class VLLM(ListsModels):
@@ -115,17 +117,20 @@ def _parse_choice(choice: dict[str, Any], prompt: str, where: str, endpoint: str
         raise bad(f"{where}: no prompt_token_ids (the server ignored return_token_ids; use openai-completions)")
     if len(entries) != len(ids):
         raise bad(f"{where}: {len(entries)} prompt_logprobs entries for {len(ids)} prompt tokens")
-    tokens: list[Any] = [""]  # strings, checked in build_record
-    values: list[Any] = [None]
-    for k in range(1, len(ids)):
-        entry = _entry_for(entries[k], ids[k], k, where, bad)
-        tokens.append(entry.get("decoded_token"))
-        values.append(entry.get("logprob"))
+    try:  # well-formed entries in C-level passes; anything odd takes the careful loop, which says what
+        found = list(map(dict.__getitem__, entries[1:], map(str, ids[1:])))
+        tokens: list[Any] = ["", *map(_TOKEN, found)]  # strings, checked in build_record
+        values: list[Any] = [None, *map(_LOGPROB, found)]
+    except (TypeError, KeyError):
+        tokens, values = [""], [None]
+        for k in range(1, len(ids)):
+            entry = _entry_for(entries[k], ids[k], k, where, bad)
+            tokens.append(entry.get("decoded_token"))
+            values.append(entry.get("logprob"))
     if entries and entries[0] is not None:  # not seen on vLLM 0.32; scored like any other position if sent
         first = _entry_for(entries[0], ids[0], 0, where, bad)
         values[0] = first.get("logprob")
-    rest = "".join(t for t in tokens[1:] if isinstance(t, str))
-    if prompt.endswith(rest) and all(isinstance(t, str) for t in tokens):
+    if set(map(type, tokens[1:])) <= {str} and prompt.endswith(rest := "".join(tokens[1:])):
         tokens[0] = prompt[: len(prompt) - len(rest)]
     return build_record(tokens, values, prompt, where=where, endpoint=endpoint, token_ids=ids)
 

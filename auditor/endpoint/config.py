@@ -22,7 +22,7 @@ from auditor.endpoint.secrets import default_key_env, resolve_api_key, split_url
 from auditor.errors import AuditorError, UsageError
 from auditor.prompts.orderings import Rendered
 from auditor.scoring.budget import byte_upper_bound
-from auditor.scoring.cache import ScoreCache, cache_key, get_probe, put_probe
+from auditor.scoring.cache import ScoreCache, get_probe, key_maker, put_probe
 from auditor.scoring.retry import RetryPolicy
 from providers.base import EndpointInfo, Provider, provider_class
 from providers.http import AuditClient, ExchangeLimits
@@ -172,8 +172,5 @@ def prompt_keys(
     if insecure:
         params["tls_verified"] = False
     endpoint, model = provider.identity(info)
-    keys = [
-        [cache_key(endpoint=endpoint, model=model, prompt=r.text, params=params) for r in rows]
-        for rows in rendered
-    ]
-    return params, keys
+    key = key_maker(endpoint=endpoint, model=model, params=params)  # cache_key's keys, the fixed part built once
+    return params, [[key(r.text) for r in rows] for rows in rendered]

@@ -10,10 +10,12 @@ of the options block (each option line includes its line break).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,7 @@ def orderings_for(n_options: int, *, max_orderings: int, seed: int, item_id: str
         raise ValueError("max_orderings must be at least 2 (the published order and one other)")
     identity = tuple(range(n_options))
     if math.factorial(n_options) <= max_orderings:
-        return [identity] + [p for p in itertools.permutations(identity) if p != identity]
+        return list(_all_orderings(n_options))
     digest = hashlib.sha256(f"{seed}\x00{item_id}\x00{n_options}".encode()).digest()
     rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
     chosen: list[Ordering] = [identity]
@@ -46,6 +48,13 @@ def orderings_for(n_options: int, *, max_orderings: int, seed: int, item_id: str
             seen.add(p)
             chosen.append(p)
     return chosen
+
+
+@functools.cache
+def _all_orderings(n_options: int) -> tuple[Ordering, ...]:
+    """Every ordering, published first (one shared copy per n: items hold references, not tuples)."""
+    identity = tuple(range(n_options))
+    return (identity, *(p for p in itertools.permutations(identity) if p != identity))
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,21 @@ class Template:
         mid, tail = rest.split("{options}")
         prefix = head + item.question + mid
         return Rendered(prefix + block + tail, len(prefix), len(prefix) + len(block))
+
+    def render_all(self, item: Item, perms: Sequence[Ordering]) -> list[Rendered]:
+        """`render` for each ordering, with each option line built once (not once per ordering)."""
+        n = len(item.options)
+        lines = [[(self.overrides.get(LABELS[pos], self.option)).replace("{label}", LABELS[pos]).replace("{text}", text)
+                  for text in item.options] for pos in range(n)]  # fmt: skip
+        head, rest = self.prompt.split("{question}")
+        mid, tail = rest.split("{options}")
+        prefix = head + item.question + mid
+        start = len(prefix)
+        out = []
+        for perm in perms:
+            block = "".join([lines[pos][idx] for pos, idx in enumerate(perm)])
+            out.append(Rendered(prefix + block + tail, start, start + len(block)))
+        return out
 
     def identity(self) -> dict[str, object]:
         return {"name": self.name, "prompt": self.prompt, "option": self.option, "overrides": self.overrides}

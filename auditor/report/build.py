@@ -40,12 +40,28 @@ def write_report(report: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     js, md, page = out / "report.json", out / "report.md", out / "report.html"
     data = to_json(report)
-    _atomic_write(js, json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n")
+    _atomic_write(js, dumps_report(data))
     _atomic_write(md, render_markdown(report))
     from auditor.report.html import render_html  # plotly loads only when a report is written
 
     _atomic_write(page, render_html(data))
     return [js, md, page]
+
+
+def dumps_report(data: dict[str, Any]) -> str:
+    """report.json's text: indented by one space, except that each element of `items` is on one line.
+
+    json.dumps with an indent runs the pure-Python encoder, ~1 s per 1,000 items here (a 14k-item audit:
+    a quarter of a minute); one line per item runs the C encoder. Still one JSON document."""
+    items = data.get("items")
+    if not items:
+        return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    marker = '\n "items": []'
+    head = json.dumps({**data, "items": []}, indent=1, ensure_ascii=False, allow_nan=False)
+    if head.count(marker) != 1:  # a key inside another section spelled the same way: the slow path
+        return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+    lines = ",\n  ".join(json.dumps(it, ensure_ascii=False, allow_nan=False) for it in items)
+    return head.replace(marker, f'\n "items": [\n  {lines}\n ]') + "\n"
 
 
 def _atomic_write(path: Path, text: str) -> None:

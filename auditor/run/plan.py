@@ -81,7 +81,7 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     orderings = [
         design.prompts(len(it.options), seed=cfg.seed, item_id=it.id, max_orderings=cfg.max_orderings) for it in items
     ]
-    rendered = [[template.render(it, p) for p in perms] for it, perms in zip(items, orderings, strict=True)]
+    rendered = [template.render_all(it, perms) for it, perms in zip(items, orderings, strict=True)]
     return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside, path, bundled,
                 describe(cfg.dataset, bundled, selection))  # fmt: skip
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import math
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,13 +25,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import sqlite_utils
 
 from auditor.errors import CacheError
+from auditor.jsonio import loads
 from auditor.scoring.migrations import migrations
-from providers.base import LogprobRecord
+from providers.base import LOGPROB_ROUNDING, LogprobRecord
 
 KEY_VERSION = "v1"
+_CHUNK = 500  # keys per `in (...)` query (SQLite's default limit on host parameters is 999 in old builds)
 DEFAULT_PATH = Path("cache") / "auditor.sqlite"
 
 def canonical_json(value: Any) -> str:
@@ -42,17 +46,51 @@ def cache_key(*, endpoint: str, model: str, prompt: str, params: dict[str, Any])
     return f"{KEY_VERSION}:{hashlib.sha256(payload.encode()).hexdigest()}"
 
 
+def key_maker(*, endpoint: str, model: str, params: dict[str, Any]) -> Callable[[str], str]:
+    """`cache_key` for many prompts of one endpoint: the canonical JSON's fixed part is built once
+    ("prompt" sorts last, so each key only appends the prompt's JSON string). Same keys as `cache_key`."""
+    head = canonical_json({"endpoint": endpoint, "model": model, "params": params})[:-1] + ',"prompt":'
+    prefix = f"{KEY_VERSION}:"
+
+    def key(prompt: str) -> str:
+        text = head + json.dumps(prompt, ensure_ascii=False) + "}"
+        return prefix + hashlib.sha256(text.encode()).hexdigest()
+
+    return key
+
+
 def _encode(record: LogprobRecord) -> tuple[str, bytes, str]:
-    meta = canonical_json(
+    # keys in sorted order already: the same text canonical_json gives, without sorting each time
+    meta = orjson.dumps(
         {
-            "tokens": list(record.tokens),
-            "offsets": list(record.offsets),
-            "token_ids": None if record.token_ids is None else list(record.token_ids),
+            "offsets": record.offsets,
             "prompt_tokens": record.prompt_tokens,
+            "token_ids": record.token_ids,
+            "tokens": record.tokens,
         }
-    )
-    values = np.array([np.nan if v is None else v for v in record.logprobs], dtype="<f8").tobytes()
+    ).decode()
+    values = np.array([_NAN if v is None else v for v in record.logprobs], dtype="<f8").tobytes()
     return meta, values, _digest(meta, values)
+
+
+_NAN = float("nan")
+
+
+def _problem(record: LogprobRecord) -> str | None:
+    """`record.problem()`, answered by C-level passes when the record is a plain score (the hot path)."""
+    lp, n = record.logprobs, len(record.tokens)
+    rest = lp[1:]
+    if (
+        n
+        and len(lp) == n == len(record.offsets)
+        and (record.token_ids is None or len(record.token_ids) == n)
+        and (lp[0] is None or (type(lp[0]) is float and math.isfinite(lp[0]) and lp[0] <= LOGPROB_ROUNDING))
+        and set(map(type, rest)) <= {float}
+        and all(map(math.isfinite, rest))  # type: ignore[arg-type]  # floats only, checked above
+        and (not rest or max(rest) <= LOGPROB_ROUNDING)  # type: ignore[type-var, operator]
+    ):
+        return None
+    return record.problem()
 
 
 def _digest(meta: str, values: bytes) -> str:
@@ -60,10 +98,16 @@ def _digest(meta: str, values: bytes) -> str:
 
 
 def _decode(meta: str, values: bytes) -> LogprobRecord:
-    data = json.loads(meta)
-    arr = np.frombuffer(values, dtype="<f8")
-    data["logprobs"] = [None if np.isnan(v) else float(v) for v in arr]
-    return LogprobRecord.from_json(data)
+    data = loads(meta)
+    logprobs = [None if v != v else v for v in np.frombuffer(values, dtype="<f8").tolist()]  # NaN: null
+    ids = data["token_ids"]
+    tokens, offsets = data["tokens"], data["offsets"]
+    if type(tokens) is not list or type(offsets) is not list or not set(map(type, offsets)) <= {int}:
+        raise ValueError("damaged record")
+    if ids is not None and (type(ids) is not list or not set(map(type, ids)) <= {int}):
+        raise ValueError("damaged record")
+    return LogprobRecord(tuple(tokens), tuple(logprobs), tuple(offsets), None if ids is None else tuple(ids),
+                         data.get("prompt_tokens"))  # fmt: skip
 
 
 @contextmanager
@@ -90,6 +134,7 @@ class ScoreCache:
         self.path = path
         self.stats = CacheStats()
         self._db: sqlite_utils.Database | None = None
+        self._times: dict[str, str] = {}  # scoring time of records read or written, until taken
 
     def open(self) -> ScoreCache:
         try:
@@ -138,44 +183,66 @@ class ScoreCache:
             raise CacheError(f"cache {self.path} is not writable ({err}); give another --cache") from None
 
     def get(self, key: str) -> LogprobRecord | None:
-        row = self.db.execute("select record_json, logprobs, digest from scores where key = ?", [key]).fetchone()
-        if row is None:
-            self.stats.misses += 1
-            return None
-        meta, values, digest = row
-        if not isinstance(meta, str) or not isinstance(values, bytes) or _digest(meta, values) != digest:
-            self._discard(key)
-            return None
-        try:
-            record = _decode(meta, values)
-        except (ValueError, KeyError, TypeError):
-            self._discard(key)
-            return None
-        if record.problem() is not None:  # written before logprobs were checked (+/-inf, > 0): fetch again
-            self._discard(key)
-            return None
-        self.stats.hits += 1
-        return record
+        return self.get_many([key]).get(key)
 
-    def _discard(self, key: str) -> None:
-        with self.db.conn:
-            self.db.execute("delete from scores where key = ?", [key])
-        self.stats.discarded += 1
-        self.stats.misses += 1
+    def get_many(self, keys: Sequence[str]) -> dict[str, LogprobRecord]:
+        """The cached records among `keys` (one query); damaged rows are dropped and count as misses."""
+        found: dict[str, LogprobRecord] = {}
+        damaged: list[str] = []
+        for start in range(0, len(keys), _CHUNK):
+            part = keys[start : start + _CHUNK]
+            rows = self.db.conn.execute(
+                f"select key, record_json, logprobs, digest, created_at from scores where key in ({_marks(len(part))})",
+                part,
+            ).fetchall()
+            for key, meta, values, digest, created in rows:
+                try:
+                    if not isinstance(meta, str) or not isinstance(values, bytes) or _digest(meta, values) != digest:
+                        raise ValueError("digest mismatch")
+                    record = _decode(meta, values)
+                    if _problem(record) is not None:  # written before logprobs were checked (+/-inf, > 0)
+                        raise ValueError("not a score")
+                    found[key] = record
+                except (ValueError, KeyError, TypeError):
+                    damaged.append(key)
+                    continue
+                if isinstance(created, str):
+                    self._times[key] = created
+        if damaged:
+            with self.db.conn:
+                self.db.conn.executemany("delete from scores where key = ?", [[k] for k in damaged])
+            self.stats.discarded += len(damaged)
+        self.stats.hits += len(found)
+        self.stats.misses += len(keys) - len(found)
+        return found
 
     def put(self, key: str, *, endpoint: str, model: str, record: LogprobRecord) -> None:
-        problem = record.problem()
-        if problem is not None:  # providers refuse these before they become records: a bug if it happens
-            raise ValueError(f"refusing to cache a record that is not a score: {problem}")
-        meta, values, digest = _encode(record)
+        self.put_many([(key, record)], endpoint=endpoint, model=model)
+
+    def put_many(self, rows: Sequence[tuple[str, LogprobRecord]], *, endpoint: str, model: str) -> None:
+        """Write scored prompts in one transaction (`insert or ignore`: a key already there is kept)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        values = []
+        for key, record in rows:
+            problem = _problem(record)
+            if problem is not None:  # providers refuse these before they become records: a bug if it happens
+                raise ValueError(f"refusing to cache a record that is not a score: {problem}")
+            meta, blob, digest = _encode(record)
+            values.append((key, endpoint, model, meta, blob, digest, now))
         with self.db.conn:
-            self.db.execute(
+            self.db.conn.executemany(
                 "insert or ignore into scores (key, endpoint, model, record_json, logprobs, digest, created_at)"
                 " values (?, ?, ?, ?, ?, ?, ?)",
-                [key, endpoint, model, meta, values, digest, now],
+                values,
             )
-        self.stats.writes += 1
+        self.stats.writes += len(rows)
+        for key, _ in rows:
+            self._times.setdefault(key, now)
+
+    def take_times(self, keys: Sequence[str]) -> tuple[str | None, str | None]:
+        """Earliest and latest scoring time of the records among `keys` read or written since (then forgotten)."""
+        times = [t for t in (self._times.pop(k, None) for k in keys) if t is not None]
+        return (min(times), max(times)) if times else (None, None)
 
     def created_at(self, keys: list[str]) -> tuple[str | None, str | None]:
         """Earliest and latest time the given keys were scored (deterministic across re-runs)."""
@@ -214,6 +281,27 @@ def put_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str, re
             "insert or replace into probes (endpoint, model, provider, result_json, probed_at) values (?, ?, ?, ?, ?)",
             [endpoint, model, provider, canonical_json(result), now],
         )
+
+
+def _marks(n: int) -> str:
+    return ",".join("?" * n)
+
+
+def get_failures(cache: ScoreCache, keys: Sequence[str]) -> dict[str, str]:
+    """The reasons prompts among `keys` failed for good last time (and were not scored since)."""
+    out: dict[str, str] = {}
+    for start in range(0, len(keys), _CHUNK):
+        part = keys[start : start + _CHUNK]
+        for key, reason in cache.db.conn.execute(
+            f"select key, reason from failures where key in ({_marks(len(part))})", part
+        ).fetchall():
+            out[key] = str(reason)
+    return out
+
+
+def clear_failures(cache: ScoreCache, keys: Sequence[str]) -> None:
+    with cache.db.conn:
+        cache.db.conn.executemany("delete from failures where key = ?", [[k] for k in keys])
 
 
 def get_failure(cache: ScoreCache, key: str) -> str | None:

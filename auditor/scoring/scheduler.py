@@ -29,7 +29,7 @@ from typing import Literal
 from auditor.endpoint.secrets import redact
 from auditor.errors import BudgetExceeded, CapabilityError, EndpointError, HTTPStatusError, RetryBudgetSpent
 from auditor.scoring.budget import Budget, Hold, byte_upper_bound
-from auditor.scoring.cache import ScoreCache, clear_failure, get_failure, put_failure
+from auditor.scoring.cache import ScoreCache, clear_failures, get_failures, put_failure
 from auditor.scoring.limiter import AdaptiveLimiter, endpoint_limiter
 from auditor.scoring.retry import Decision, RetryPolicy, classify
 from providers.base import LogprobRecord, Provider
@@ -153,18 +153,21 @@ class Scheduler:
         """Cache lookups, chunking, and (with a budget) the item's reservation."""
         out: list[PromptResult | None] = [None] * len(tasks)
         missing: list[int] = []
+        found = self.cache.get_many([t.key for t in tasks])  # one query per item
         for k, task in enumerate(tasks):
-            record = self.cache.get(task.key)
+            record = found.get(task.key)
             if record is not None:
                 out[k] = PromptResult(record, cached=True)
                 self.stats.cached += 1
-                continue
-            earlier = None if self.retry_failed else get_failure(self.cache, task.key)
-            if earlier is None:
+            else:
                 missing.append(k)
-            else:  # known to fail: not paid for again unless --retry-failed
-                out[k] = PromptResult(None, error=earlier, cached=True)
-                self.stats.failed_earlier += 1
+        if missing and not self.retry_failed:  # known to fail: not paid for again unless --retry-failed
+            earlier = get_failures(self.cache, [tasks[k].key for k in missing])
+            for k in missing:
+                if tasks[k].key in earlier:
+                    out[k] = PromptResult(None, error=earlier[tasks[k].key], cached=True)
+                    self.stats.failed_earlier += 1
+            missing = [k for k in missing if tasks[k].key not in earlier]
         size = max(1, min(self.batch_size, self.provider.max_prompts_per_request))
         chunks = [missing[s : s + size] for s in range(0, len(missing), size)]
         bounds: dict[int, int] = {}
@@ -233,12 +236,11 @@ class Scheduler:
             if len(tasks) > 1 and _prompt_can_cause(err):
                 return await self._split(tasks, limiter, allowance, bounds, str(err))
             return self._fail(tasks, str(err))
-        results = []
-        for task, record in zip(tasks, records, strict=True):
-            self.cache.put(task.key, endpoint=self.provider.base_url, model=self.provider.model, record=record)
-            if self.retry_failed:
-                clear_failure(self.cache, task.key)
-            results.append(PromptResult(record))
+        self.cache.put_many([(t.key, r) for t, r in zip(tasks, records, strict=True)],
+                            endpoint=self.provider.base_url, model=self.provider.model)  # one transaction  # fmt: skip
+        if self.retry_failed:
+            clear_failures(self.cache, [t.key for t in tasks])
+        results = [PromptResult(r) for r in records]
         self.stats.scored += len(records)
         self._progress(len(records), "sent")
         return results

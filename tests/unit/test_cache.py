@@ -3,7 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from auditor.scoring.cache import KEY_VERSION, ScoreCache, cache_key
+from auditor.scoring.cache import KEY_VERSION, ScoreCache, cache_key, key_maker
 from providers.base import LogprobRecord
 
 REC = LogprobRecord(tokens=("<s>", "Hi", "."), logprobs=(None, -1.25, -0.5), offsets=(0, 0, 2), prompt_tokens=3)
@@ -14,6 +14,12 @@ def test_key_is_canonical_and_versioned() -> None:
     a = cache_key(endpoint="http://h/v1", model="m", prompt="p", params={"a": 1, "b": 2})
     b = cache_key(endpoint="http://h/v1", model="m", prompt="p", params={"b": 2, "a": 1})
     assert a == b and a.startswith(f"{KEY_VERSION}:")
+
+
+def test_key_maker_gives_the_same_keys() -> None:
+    key = key_maker(endpoint="http://h/v1", model="m", params=PARAMS)
+    for prompt in ["p", "", 'quote " and \\ back', "caf\u00e9 \u4e2d\n\t\u0001", "}"]:
+        assert key(prompt) == cache_key(endpoint="http://h/v1", model="m", prompt=prompt, params=PARAMS)
 
 
 def test_key_changes_with_each_allowed_field() -> None:
