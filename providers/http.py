@@ -6,10 +6,12 @@
   (one asyncio timeout around the exchange). httpx's own timeouts are per operation, so a server that
   trickles a byte every few seconds never trips them.
 - Size: the body may not exceed a cap, on the wire or once decompressed: `max_response_bytes` when given,
-  else 8 MiB + 256 bytes per byte of the request (recorded answers stay under ~80 bytes per prompt byte).
-  Content-Length is checked before reading; the body is then read in chunks, gzip/deflate inflated in
-  steps that never produce more than what is left of the cap; other encodings are refused (we only
-  advertise gzip and deflate). Nothing is buffered by httpx.
+  else 1 MiB + 256 bytes per byte of the request (recorded answers stay under ~80 bytes per prompt byte;
+  8 MiB for a GET such as a hosted API's model list). Content-Length is checked before reading; the body
+  is then read in chunks, gzip/deflate inflated in steps of at most 1 MiB; other encodings are refused
+  (we only advertise gzip and deflate). Nothing is buffered by httpx. All responses in flight on one
+  `AuditClient` together may hold at most `max_in_flight_bytes` (192 MiB): with many requests in flight
+  each within its own cap, a hostile server still cannot make the client hold more than that.
 - Secrets: the credential this request carried (the Authorization value, its bearer token, a Basic
   password) is replaced by [REDACTED] in the body before it is parsed, and again in every string parsed
   from it when the body used JSON escapes that could spell it differently. Servers echo keys in model
@@ -25,6 +27,7 @@ import binascii
 import json as jsonlib
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -38,8 +41,11 @@ from auditor.jsonio import loads
 MASK = "[REDACTED]"
 MIN_SECRET = 8  # shorter credentials are not scrubbed from bodies (they would mangle ordinary JSON)
 MIB = 1 << 20
-BASE_CAP = 8 * MIB
+BASE_CAP = MIB
+GET_CAP = 8 * MIB
 PER_REQUEST_BYTE = 256
+IN_FLIGHT_CAP = 192 * MIB
+STEP = MIB  # inflate at most this much at a time
 DEFAULT_DEADLINE = 120.0
 ENCODINGS = {"": None, "identity": None, "gzip": zlib.MAX_WBITS | 16, "x-gzip": zlib.MAX_WBITS | 16,
              "deflate": zlib.MAX_WBITS | 32}  # fmt: skip
@@ -49,9 +55,12 @@ ENCODINGS = {"": None, "identity": None, "gzip": zlib.MAX_WBITS | 16, "x-gzip": 
 class ExchangeLimits:
     deadline: float = DEFAULT_DEADLINE  # seconds for one whole exchange
     max_response_bytes: int | None = None  # None: sized from the request
+    max_in_flight_bytes: int = IN_FLIGHT_CAP  # all responses being read on one client, together
 
     def cap(self, request_bytes: int) -> int:
-        return self.max_response_bytes or BASE_CAP + PER_REQUEST_BYTE * request_bytes
+        if self.max_response_bytes:
+            return self.max_response_bytes
+        return BASE_CAP + PER_REQUEST_BYTE * request_bytes if request_bytes else GET_CAP
 
 
 class AuditClient(httpx.AsyncClient):
@@ -60,6 +69,15 @@ class AuditClient(httpx.AsyncClient):
     def __init__(self, *, exchange: ExchangeLimits, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.exchange = exchange
+        self.held = _Held(exchange.max_in_flight_bytes)
+
+
+@dataclass
+class _Held:
+    """Bytes held by the responses being read on one client (a shared ceiling over their caps)."""
+
+    limit: int
+    now: int = 0
 
 
 def limits_of(client: httpx.AsyncClient) -> ExchangeLimits:
@@ -83,7 +101,8 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endp
         async with asyncio.timeout(limits.deadline):
             resp = await client.send(request, stream=True)
             try:
-                body = await _read_capped(resp, cap, endpoint)
+                held = client.held if isinstance(client, AuditClient) else _Held(limits.max_in_flight_bytes)
+                body = await _read_capped(resp, cap, endpoint, held)
             finally:
                 await resp.aclose()
     except TimeoutError as err:
@@ -107,7 +126,7 @@ async def request_json(client: httpx.AsyncClient, method: str, url: str, *, endp
     return scrub_json(data, secrets) if secrets and b"\\" in body else data
 
 
-async def _read_capped(resp: httpx.Response, cap: int, endpoint: str) -> bytes:
+async def _read_capped(resp: httpx.Response, cap: int, endpoint: str, held: _Held) -> bytes:
     length = resp.headers.get("content-length", "")
     if length.isdigit() and int(length) > cap:
         raise ResponseTooLarge(f"response of {length} bytes refused (cap {cap}; --max-response-mb)", endpoint=endpoint)
@@ -120,23 +139,40 @@ async def _read_capped(resp: httpx.Response, cap: int, endpoint: str) -> bytes:
         raise ResponseFormatError(f"response in an encoding we did not ask for ({encoding!r})", endpoint=endpoint)
     wbits = ENCODINGS[encoding]
     inflate = None if wbits is None else zlib.decompressobj(wbits)
-    out = bytearray()
-    wire = 0
-    async for chunk in resp.aiter_raw():
-        wire += len(chunk)
-        if wire > cap:
-            raise ResponseTooLarge(f"response passed the cap of {cap} bytes (--max-response-mb)", endpoint=endpoint)
-        if inflate is None:
-            out += chunk
-            continue
-        try:
-            out += inflate.decompress(chunk, cap - len(out) + 1)  # never more than what is left of the cap, + 1
-        except zlib.error as err:
-            raise ResponseFormatError(f"undecodable {encoding} body: {err}", endpoint=endpoint) from None
-        if len(out) > cap:
-            raise ResponseTooLarge(f"response inflates past the cap of {cap} bytes ({encoding}, --max-response-mb)",
-                                   endpoint=endpoint)  # fmt: skip
-    return bytes(out)
+    parts: list[bytes] = []
+    size = wire = 0
+    try:
+        async for chunk in resp.aiter_raw():
+            wire += len(chunk)
+            if wire > cap:
+                raise ResponseTooLarge(f"response passed the cap of {cap} bytes (--max-response-mb)",
+                                       endpoint=endpoint)  # fmt: skip
+            for piece in [chunk] if inflate is None else _inflate(inflate, chunk, cap - size, encoding, endpoint):
+                parts.append(piece)
+                size += len(piece)
+                held.now += len(piece)
+                if size > cap:
+                    raise ResponseTooLarge(f"response inflates past the cap of {cap} bytes ({encoding},"
+                                           " --max-response-mb)", endpoint=endpoint)  # fmt: skip
+                if held.now > held.limit:
+                    raise ResponseTooLarge(f"responses in flight together passed {held.limit} bytes",
+                                           endpoint=endpoint)  # fmt: skip
+        return b"".join(parts)
+    finally:
+        held.now -= size
+
+
+def _inflate(inflate: Any, chunk: bytes, room: int, encoding: str, endpoint: str) -> Iterator[bytes]:
+    """`chunk` inflated in steps of at most STEP bytes, stopping once more than `room` came out."""
+    data = chunk
+    try:
+        while data and room >= 0:
+            piece = inflate.decompress(data, min(STEP, room + 1))
+            room -= len(piece)
+            yield piece
+            data = inflate.unconsumed_tail
+    except zlib.error as err:
+        raise ResponseFormatError(f"undecodable {encoding} body: {err}", endpoint=endpoint) from None
 
 
 def sent_credentials(request: httpx.Request) -> tuple[str, ...]:

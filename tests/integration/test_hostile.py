@@ -41,12 +41,11 @@ def test_retries_do_not_amplify(tmp_path: Path) -> None:
     assert garbled.facts["requests_per_item"] <= 8  # the batch twice, 3 prompts alone twice
 
 
-@pytest.mark.parametrize("name", ["huge_body", "endless_body", "gzip_bomb"])
+@pytest.mark.parametrize("name", ["huge_body", "endless_body", "gzip_bomb", "memory_under_concurrency"])
 def test_memory_stays_bounded_against_any_body(name: str, tmp_path: Path) -> None:
     o = case(name, tmp_path)
     assert o.run.killed is None and o.run.rss_mb < RSS_MB
     assert o.run.rc in (4, 6)  # the probe refused (4), or every scoring answer refused: nothing scored (6)
-    assert "cap" in o.run.stderr + o.run.stdout or o.run.rc == 6
 
 
 def test_impossible_logprobs_never_reach_the_cache(tmp_path: Path) -> None:

@@ -112,6 +112,19 @@ def gzip_bomb(ctx: Ctx) -> Outcome:
     return _memory(ctx, "gzip_bomb", 0)
 
 
+def memory_under_concurrency(ctx: Ctx) -> Outcome:
+    """16 items, --concurrency 64: the endless, bomb and huge servers with many answers read at once."""
+    data, facts, worst = mmlu_dataset(ctx.tmp, 16), {}, None
+    for mode in ("endless", "gzip_bomb", "huge"):
+        with HostileServer(mode, after=1, size=256 * MB if mode == "gzip_bomb" else None) as srv:
+            run = ctx.audit(srv.base_url, data, f"c{mode}", "--concurrency", "64", "--attempts", "2",
+                            time_cap=min(ctx.time_cap, 90), rss_cap_mb=3000)  # fmt: skip
+        facts[mode] = run.describe()
+        worst = run if worst is None or run.rss_mb > worst.rss_mb else worst
+    assert worst is not None
+    return Outcome(worst, facts)
+
+
 # -- 3. poisoned cache ---------------------------------------------------------------------------------------
 def infinite_logprobs(ctx: Ctx) -> Outcome:
     """+/-Infinity logprobs, then the same cache against a fixed server on the same port."""
@@ -235,7 +248,8 @@ def unusable_outputs(ctx: Ctx) -> Outcome:
     facts: dict[str, Any] = {}
     try:
         with FaultServer() as srv:
-            ctx.audit(srv.base_url, data, "ro", "--cache", cache_ro)  # creates the cache (and its lock files)
+            # the cache holds the first item's scores: the second item must be scored (and written) again
+            ctx.audit(srv.base_url, mmlu_dataset(world, 1), "ro", "--cache", cache_ro)
             for p in [cache_ro, *world.glob("ro.sqlite?*")]:
                 p.chmod(0o666 if p.name.endswith((".lock", "-wal", "-shm")) else 0o444)
             for lock in world.glob("ro.sqlite.locks/*"):
@@ -342,6 +356,7 @@ def insecure_identity(ctx: Ctx) -> Outcome:
 
 CASES: dict[str, Callable[[Ctx], Outcome]] = {f.__name__: f for f in (
     trickle_probe, trickle_scoring, hang_all, hang_amplification, huge_body, endless_body, gzip_bomb,
+    memory_under_concurrency,
     infinite_logprobs, positive_logprobs, poisoned_row, key_echo, key_in_url, key_as_flag_value, all_failed,
     two_options_noise, four_options_noise, all_ties, unusable_outputs, other_audit_in_out, redirect_307, garbled,
     two_processes, sigterm, bad_flag_values, insecure_identity)}  # fmt: skip

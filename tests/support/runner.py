@@ -26,7 +26,7 @@ KEY = "sk-hostile-5f3c9a1e7b2d4c60e8"  # the sentinel key: it must never appear 
 class Run:
     rc: int | None  # None: killed by us (see `killed`); negative: died of that signal
     seconds: float
-    rss_mb: float  # peak resident set of the client process
+    rss_mb: float  # peak resident set of the client process (VmHWM, sampled every 10 ms)
     stdout: str
     stderr: str
     killed: str | None = None  # "time cap" or "rss cap"
@@ -36,15 +36,22 @@ class Run:
         return f"{self.seconds:.0f} s, {self.rss_mb:.0f} MB, {end}"
 
 
-def _rss_mb(pid: int) -> float:
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(resident now, peak resident since exec) of a running process, in MB; zeros once it is gone.
+
+    The peak is VmHWM, which belongs to the process's own address space: unlike ru_maxrss it does not
+    include what the parent held when it forked (a test process that just served a 1 GB body)."""
+    now = peak = 0.0
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
+                    now = int(line.split()[1]) / 1024
+                elif line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
+    return now, peak
 
 
 NOBODY = 65534
@@ -66,9 +73,11 @@ def run_cli(args: Sequence[str], *, cwd: Path, code: Path | None = None, env: di
         start = time.monotonic()
         proc = subprocess.Popen([*prefix, sys.executable, "-m", "auditor.cli", *args], cwd=cwd, env=full_env,
                                 stdout=out, stderr=err)  # fmt: skip
-        killed, signalled = None, False
+        killed, signalled, peak = None, False, 0.0
         while True:
-            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            rss, hwm = _memory_mb(proc.pid)
+            peak = max(peak, hwm)
+            pid, status, _ = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             elapsed = time.monotonic() - start
@@ -77,18 +86,18 @@ def run_cli(args: Sequence[str], *, cwd: Path, code: Path | None = None, env: di
                 signalled = True
             if killed is None and elapsed > time_cap:
                 killed = "time cap"
-            elif killed is None and _rss_mb(proc.pid) > rss_cap_mb:
+            elif killed is None and rss > rss_cap_mb:
                 killed = "rss cap"
             if killed is not None:
                 proc.kill()
-            time.sleep(0.02)
+            time.sleep(0.01)
         seconds = time.monotonic() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
     rc = None if killed else proc.returncode
-    return Run(rc, seconds, usage.ru_maxrss / 1024, stdout, stderr, killed)
+    return Run(rc, seconds, peak, stdout, stderr, killed)
 
 
 def leaks(key: str, roots: Iterable[Path], texts: dict[str, str] | None = None) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -59,7 +60,7 @@ async def test_size_cap_on_the_wire_and_inflated(mode: str, size: int | None, ma
 
 async def test_default_cap_grows_with_the_request() -> None:
     limits = ExchangeLimits()
-    assert limits.cap(0) == 8 * MB and limits.cap(10_000) == 8 * MB + 2_560_000
+    assert limits.cap(0) == 8 * MB and limits.cap(10_000) == MB + 2_560_000  # a GET, a POST of 10 kB
     assert ExchangeLimits(max_response_bytes=MB).cap(10**9) == MB
 
 
@@ -132,3 +133,12 @@ def test_rounding_above_zero_is_accepted_and_records_know_their_problems() -> No
     assert "finite" in str(LogprobRecord(tokens=("a", "b"), logprobs=(None, float("-inf")), offsets=(0, 1)).problem())
     assert "null" in str(LogprobRecord(tokens=("a", "b"), logprobs=(-1.0, None), offsets=(0, 1)).problem())
     assert "offsets" in str(LogprobRecord(tokens=("a", "b"), logprobs=(None, -1.0), offsets=(0,)).problem())
+
+
+async def test_responses_in_flight_share_one_ceiling() -> None:
+    with HostileServer("endless") as srv:
+        limits = ExchangeLimits(deadline=10, max_response_bytes=3 * MB, max_in_flight_bytes=4 * MB)
+        async with AuditClient(exchange=limits, timeout=10) as c:
+            results = await asyncio.gather(score(srv, c), score(srv, c), return_exceptions=True)
+            assert c.held.now == 0  # given back whatever happened
+    assert any("together passed" in str(r) for r in results), results
