@@ -117,23 +117,25 @@ def prompts_done(name: str, stdout: str, split: bool = False) -> int | tuple[int
     return int(json.loads(stdout.strip().splitlines()[-1])["prompts"])
 
 
+def audit_plan(n_prompts: int) -> Any:
+    """The plan of `auditor run --limit n_prompts/24 --skip-invalid` on MMLU test (its first rows)."""
+    cfg = AuditConfig(EndpointConfig("http://unused"), MMLU, Path("."), Path("unused"), limit=n_prompts // PER_ITEM,
+                      skip_invalid=True)  # fmt: skip
+    return plan_audit(cfg)
+
+
 def export_prompts(path: Path, n_prompts: int) -> None:
     """The prompts `auditor run --limit n_prompts/24` scores, in its order, as [text, span_start] lines."""
-    cfg = AuditConfig(
-        EndpointConfig("http://unused"),
-        MMLU,
-        Path("."),
-        Path("unused"),
-        limit=n_prompts // PER_ITEM,
-        skip_invalid=True,
-    )
-    plan = plan_audit(cfg)
+    plan = audit_plan(n_prompts)
     with path.open("w", encoding="utf-8") as fh:
         for rows in plan.rendered:
             for r in rows:
                 fh.write(json.dumps([r.text, r.span_start], ensure_ascii=False) + "\n")
-    if plan.n_prompts != n_prompts:
-        raise RuntimeError(f"{plan.n_prompts} prompts exported, wanted {n_prompts} (items with other than 4 options?)")
+
+
+def actual_prompts(n_prompts: int) -> int:
+    """Prompts `--limit n_prompts/24` really gives (the limit counts rows; some MMLU rows are invalid)."""
+    return int(audit_plan(n_prompts).n_prompts)
 
 
 class Clients:
@@ -161,7 +163,7 @@ class Clients:
             str(n // PER_ITEM),
             "--skip-invalid",
             "--out",
-            str(self.work / f"out-{self.runs}"),
+            str(self.work / f"out-{self.base_url.rsplit(':', 1)[-1].split('/')[0]}-{self.runs}"),
             "--cache",
             str(cache),
             "--concurrency",
@@ -250,6 +252,7 @@ def summary(runs: dict[str, list[Measured]]) -> dict[str, dict[str, float]]:
 
 def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
     largest = max([args.compare, *args.sizes])
+    real = {n: actual_prompts(n) for n in {args.compare, args.lmeval_n or args.compare, *args.sizes}}
     prompts = work / "prompts.jsonl"
     export_prompts(prompts, largest)
     result: dict[str, Any] = {}
@@ -260,39 +263,39 @@ def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], N
 
         clients = Clients(args, server.base_url, "instant", prompts, work)
         commands: dict[str, tuple[int, Callable[[], list[str]]]] = {
-            "auditor": (args.compare, lambda: clients.auditor(args.compare)),
-            "raw": (args.compare, lambda: clients.raw(args.compare)),
+            "auditor": (real[args.compare], lambda: clients.auditor(args.compare)),
+            "raw": (real[args.compare], lambda: clients.raw(real[args.compare])),
         }
         if args.lmeval_python.exists():
-            n_lm = args.lmeval_n or args.compare
+            n_lm = real[args.lmeval_n or args.compare]
             commands["lm-eval"] = (n_lm, lambda: clients.lmeval(n_lm))
         log(f"instant server: {args.compare} prompts per client, {args.repeats} interleaved rounds")
         runs = interleaved(commands, args.repeats, cpu, log)
         result["compare"] = {
-            "prompts": args.compare,
+            "prompts": real[args.compare],
             "summary": summary(runs),
             "runs": {k: [m.to_json() for m in v] for k, v in runs.items()},
         }
         sizes: dict[str, Any] = {}
         for n in args.sizes:
             cache = work / f"size-{n}.sqlite"
-            m = run_client("auditor", clients.auditor(n, cache), cpu, n, size=n)
-            r = run_client("raw", clients.raw(n), cpu, n, size=n)
+            m = run_client("auditor", clients.auditor(n, cache), cpu, real[n], size=n)
+            r = run_client("raw", clients.raw(real[n]), cpu, real[n], size=n)
             size = sum(p.stat().st_size for p in work.glob(f"size-{n}.sqlite*"))
             sizes[str(n)] = {
                 "auditor": m.to_json(),
                 "raw": r.to_json(),
                 "cache_bytes": size,
-                "cache_bytes_per_prompt": round(size / n, 1),
+                "cache_bytes_per_prompt": round(size / real[n], 1),
             }
             log(
                 f"  {n:>7} prompts: auditor {m.prompts_per_s:6.0f}/s rss {m.peak_rss_mb:5.0f} MB,"
-                f" raw {r.prompts_per_s:6.0f}/s rss {r.peak_rss_mb:5.0f} MB; cache {size / n:.0f} B/prompt"
+                f" raw {r.prompts_per_s:6.0f}/s rss {r.peak_rss_mb:5.0f} MB; cache {size / real[n]:.0f} B/prompt"
             )
         result["sizes"] = sizes
         rerun_n = max(n for n in args.sizes if n <= 100_000)
         rerun = run_client(
-            "auditor", clients.auditor(rerun_n, work / f"size-{rerun_n}.sqlite"), cpu, rerun_n, cached=True
+            "auditor", clients.auditor(rerun_n, work / f"size-{rerun_n}.sqlite"), cpu, real[rerun_n], cached=True
         )
         log(
             f"  cached rerun of {rerun_n}: {rerun.wall_s:.1f} s wall, {rerun.cpu_s:.1f} s CPU,"
@@ -336,7 +339,11 @@ def main() -> None:
     try:
         out["instant"] = instant_section(args, work, log)
         if args.vllm:
-            out["vllm"] = vllm_section(args, work, log)
+            try:
+                out["vllm"] = vllm_section(args, work, log)
+            except Exception as err:  # the instant-server results still get written
+                out["vllm_error"] = f"{type(err).__name__}: {err}"[:3000]
+                log(f"vLLM section failed: {out['vllm_error']}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out["machine"]["load_at_end"] = os.getloadavg()

@@ -16,7 +16,8 @@ def model_dir() -> Path:
     """SmolLM2-135M-Instruct in HF format (built once by scripts/build_model.py in the server venv)."""
     python = default_server_python()
     proc = subprocess.run(
-        [str(python), str(REPO_ROOT / "scripts" / "build_model.py")],
+        [str(python), "-m", "scripts.build_model"],
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=1800,
@@ -39,9 +40,10 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def vllm_section(args: argparse.Namespace, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from bench.throughput import Clients, interleaved, run_client, summary
+    from bench.throughput import Clients, actual_prompts, interleaved, run_client, summary
 
-    n = args.vllm_prompts
+    nominal = args.vllm_prompts
+    n = actual_prompts(nominal)
     out: dict[str, Any] = {"prompts": n}
     server = VLLMServer(model_dir(), served_model_name="smollm2", log_path=work / "vllm.log")
     with server:
@@ -62,7 +64,10 @@ def vllm_section(args: argparse.Namespace, work: Path, log: Callable[[str], None
         out["concurrency_sweep"] = {"prompts": sweep_n, "prompts_per_s": sweep, "best": best}
         log(f"vLLM: {n} prompts per client at concurrency {best}, {args.repeats} interleaved rounds")
         runs = interleaved(
-            {"auditor": (n, lambda: clients.auditor(n, concurrency=best)), "raw": (n, lambda: clients.raw(n, best))},
+            {
+                "auditor": (n, lambda: clients.auditor(nominal, concurrency=best)),
+                "raw": (n, lambda: clients.raw(n, best)),
+            },
             args.repeats,
             cpu,
             log,
