@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from auditor.report.compare import compare, find_runs, load_run, to_markdown, write_board
+from auditor.api import compare
+from auditor.report.compare import to_markdown, write_board
 
 EPILOG = """examples:
   auditor compare runs/llama runs/qwen --out board
   auditor compare 'runs/*' --out board           # a quoted glob: every run directory under runs/
   auditor compare runs/*/report.json --out board  # or let the shell expand it
+  auditor compare --results-db cache/results.sqlite --out board   # every run recorded there
 
 Writes compare.md, compare.json, compare.csv and compare.html (a heatmap of the leaked fraction per
 model and benchmark, one self-contained file) into --out and prints the Markdown leaderboard.
@@ -27,13 +29,26 @@ def compare_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "runs", nargs="+", metavar="RUN", help="a run directory (with report.json), a report.json, or a glob"
+        "runs", nargs="*", metavar="RUN", help="a run directory (with report.json), a report.json, or a glob"
     )
     p.add_argument("--out", type=Path, required=True, help="directory for compare.md/.json/.csv/.html")
+    p.add_argument(
+        "--results-db",
+        type=Path,
+        metavar="PATH",
+        help="also the runs recorded in this results database (docs/results-db.md)",
+    )
+    p.add_argument(
+        "--run-id",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="with --results-db: only these runs (repeatable)",
+    )
 
 
 async def compare_command(args: argparse.Namespace) -> int:
-    board = compare([load_run(p) for p in find_runs(args.runs)])
+    board = compare(args.runs, results_db=args.results_db, run_ids=args.run_id)
     paths = write_board(board, args.out)
     print(to_markdown(board), end="")
     print("written: " + ", ".join(str(p) for p in paths))

@@ -7,19 +7,12 @@ import sys
 from pathlib import Path
 from typing import Any, NoReturn
 
-import httpx
-
 from auditor.analysis.assess import METHODS
+from auditor.api import AuditOptions, audit_settings, endpoint
 from auditor.endpoint.config import EndpointConfig
-from auditor.endpoint.prices import price_for
-from auditor.endpoint.probe import AUTO, HOSTED
-from auditor.run.config import AuditConfig, parse_method
-from auditor.scoring.budget import Limits
+from auditor.run.config import AuditConfig
 from auditor.scoring.cache import DEFAULT_PATH
 from providers.base import provider_names
-from providers.local import LOCAL_ENDPOINT
-
-LOCAL = "local"
 
 
 def endpoint_options(p: argparse.ArgumentParser) -> None:
@@ -105,7 +98,7 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
         help="the first N items (files by name, rows in order): a prefix, not a sample; prefer --items N",
     )
     d.add_argument(
-        "--items", type=int, dest="sample", metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
+        "--items", type=int, metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
     )
     d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
     d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
@@ -159,6 +152,26 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
         action="store_true",
         help="with --sequential: keep order-sensitive items (left out by default: their published order is natural)",
     )
+    i = run.add_argument_group("score impact and results")
+    i.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="also score each item the way evaluation harnesses do (2 prompts per option) and report accuracy"
+        " on flagged and unflagged items",
+    )
+    if not estimate:
+        i.add_argument(
+            "--export-clean",
+            type=Path,
+            metavar="DIR",
+            help="write the unflagged items to DIR in the input's format and as JSONL, with a manifest",
+        )
+        i.add_argument(
+            "--results-db",
+            type=Path,
+            metavar="PATH",
+            help="SQLite results database every run is recorded in (default: results.sqlite beside the cache)",
+        )
     s = run.add_argument_group("scheduling")
     s.add_argument("--batch-size", type=int, default=24, help="prompts per request (default 24)")
     s.add_argument("--concurrency", type=int, default=8, help="requests in flight per endpoint (default 8)")
@@ -172,55 +185,13 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
 
 
 def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
-    provider, base_url = args.provider, args.base_url
-    if base_url is None and provider in (AUTO, LOCAL):  # no server: the model runs in this process
-        provider, base_url = LOCAL, LOCAL_ENDPOINT
-    return EndpointConfig(
-        base_url=(base_url or "").rstrip("/"),
-        model=args.model,
-        provider=provider,
-        api_key_env=args.api_key_env,
-        api_key_file=args.api_key_file,
-        timeout=args.timeout,
-        insecure=args.insecure,
-        max_response_mb=args.max_response_mb,
-    )
+    return endpoint(args.base_url, model=args.model, provider=args.provider, api_key_env=args.api_key_env,
+                    api_key_file=args.api_key_file, timeout=args.timeout, insecure=args.insecure,
+                    max_response_mb=args.max_response_mb)  # fmt: skip
 
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:
-    """The audit configuration from `run`'s (or `estimate`'s) flags."""
-    if args.price_per_mtok is None:  # a known hosted model's price (by --provider, or by the host with auto)
-        host = httpx.URL(args.base_url or "").host
-        args.price_per_mtok = price_for(HOSTED.get(host, "") if args.provider == AUTO else args.provider, args.model)
-    return AuditConfig(
-        endpoint=endpoint_config(args),
-        dataset=args.dataset,
-        out=getattr(args, "out", None) or Path("."),
-        cache_path=args.cache,
-        limit=args.limit,
-        sample=args.sample,
-        template=args.template,
-        max_orderings=args.max_orderings,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        concurrency=args.concurrency,
-        skip_invalid=args.skip_invalid,
-        attempts=args.attempts,
-        retry_failed=args.retry_failed,
-        method=parse_method(args.method),
-        control_run=args.control_run,
-        exclude_order_sensitive=args.exclude_order_sensitive,
-        alpha=args.alpha,
-        orderings=args.orderings,
-        limits=Limits(
-            tokens=args.max_tokens,
-            requests=args.max_requests,
-            cost=args.max_cost,
-            seconds=args.max_time,
-            price_per_mtok=args.price_per_mtok,
-        ),
-        sequential=args.sequential,
-        tolerance=args.tolerance,
-        keep_order_sensitive=args.keep_order_sensitive,
-        force=getattr(args, "force", False),
-    )
+    """The audit configuration from `run`'s (or `estimate`'s) flags: the Python API's options, same names."""
+    options = {k: getattr(args, k) for k in AuditOptions.__annotations__ if hasattr(args, k)}
+    return audit_settings(endpoint_config(args), args.dataset, out=getattr(args, "out", None), cache=args.cache,
+                          **options)  # fmt: skip

@@ -47,6 +47,8 @@ COLUMNS = [
     "orderings",
     "prompts",
     "tokens",
+    "accuracy",
+    "accuracy_decontaminated",
     "comparable",
     "why_not",
     "template",
@@ -202,6 +204,7 @@ def _row(run: Run, label: str) -> dict[str, Any]:
         "orderings": sum(int(it["n_orderings"]) for it in d["items"]),
         "prompts": spend.get("prompts_used"),
         "tokens": spend.get("prompt_tokens_used"),
+        **_accuracy(d),
         "comparable": True,
         "why_not": "",
         "template": str(prov.get("template", {}).get("name", "?")),
@@ -214,6 +217,14 @@ def _row(run: Run, label: str) -> dict[str, Any]:
         "scored_until": prov.get("time", {}).get("last_scored"),
         "run": str(run.path.parent),
     }
+
+
+def _accuracy(data: dict[str, Any]) -> dict[str, float | None]:
+    """Harness-style accuracy (letter method, `--accuracy`): all judged items, and with the flagged ones removed."""
+    letter = (data.get("accuracy") or {}).get("methods", {}).get("letter")
+    if not letter:
+        return {"accuracy": None, "accuracy_decontaminated": None}
+    return {"accuracy": letter["overall"]["accuracy"], "accuracy_decontaminated": letter["unflagged"]["accuracy"]}
 
 
 def _mark_comparability(rows: list[dict[str, Any]], settings: list[dict[str, tuple[str, str]]]) -> None:
@@ -291,6 +302,12 @@ def _p(p: float) -> str:
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
 
 
+def accuracy_text(r: dict[str, Any]) -> str:
+    """Accuracy before and after removing the flagged items, or '-' without --accuracy."""
+    a, d = r["accuracy"], r["accuracy_decontaminated"]
+    return "-" if a is None else f"{a:.1%} -> {'n/a' if d is None else format(d, '.1%')}"
+
+
 def to_markdown(board: dict[str, Any]) -> str:
     rows = board["rows"]
     models = sorted({r["model"] for r in rows})
@@ -308,8 +325,8 @@ def to_markdown(board: dict[str, Any]) -> str:
             f"dataset sha256 `{g['dataset_sha256'][:16]}…`; compared: {_md(describe(st))}",
             "",
             "| rank | model | grid verdict | run verdict | leaked fraction (95% CI) | p | p (Holm) | items |"
-            " orderings | prompt tokens |",
-            "|---:|---|---|---|---|---:|---:|---:|---:|---:|",
+            " orderings | prompt tokens | accuracy -> decontaminated |",
+            "|---:|---|---|---|---|---:|---:|---:|---:|---:|---|",
         ]
         mine = [r for r in rows if r["benchmark"] == g["benchmark"]]
         for r in mine:
@@ -317,7 +334,7 @@ def to_markdown(board: dict[str, Any]) -> str:
                 f"| {r['rank'] or 'n/c'} | {_md(r['model'])} | **{r['grid_verdict']}** | {r['verdict']} |"
                 f" {r['leaked_fraction']:.1%} ({r['ci_low']:.1%} to {r['ci_high']:.1%}) | {_p(r['p_value'])} |"
                 f" {_p(r['p_holm'])} | {r['items']} | {r['orderings']} |"
-                f" {'?' if r['tokens'] is None else r['tokens']} |"
+                f" {'?' if r['tokens'] is None else r['tokens']} | {accuracy_text(r)} |"
             )
         lines.append("")
         lines += [

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditor.report.compare import describe
+from auditor.report.compare import accuracy_text, describe
 from auditor.report.figures import leaderboard_heatmap
 from auditor.report.page import Cell, Column, esc, figure_html, num_cell, page, table, text_cell
 
 BOARD = [Column(t, numeric) for t, numeric in (
     ("benchmark", False), ("rank", True), ("model", False), ("grid verdict", False), ("run verdict", False),
     ("leaked fraction", True), ("95% CI", True), ("p", True), ("p (Holm)", True), ("items", True),
-    ("orderings", True), ("prompt tokens", True), ("comparable", False),
+    ("orderings", True), ("prompt tokens", True), ("accuracy -> decontaminated", True), ("comparable", False),
 )]  # fmt: skip
 PROVENANCE = [Column(t) for t in ("model", "benchmark", "dataset sha256", "server", "template", "orderings", "null",
                                   "p from", "tool", "scored until", "run")]  # fmt: skip
@@ -28,7 +28,8 @@ def _board_row(r: dict[str, Any]) -> list[Cell]:
         text_cell(r["model"], "nowrap"), _verdict(r["grid_verdict"]), text_cell(r["verdict"]),
         num_cell(r["leaked_fraction"], "{:.1%}"), Cell(esc(f"{r['ci_low']:.1%} to {r['ci_high']:.1%}"), r["ci_low"]),
         num_cell(r["p_value"]), num_cell(r["p_holm"]), num_cell(r["items"], "{}"), num_cell(r["orderings"], "{}"),
-        num_cell(r["tokens"], "{:,}"), text_cell("yes" if r["comparable"] else "no: " + r["why_not"], "wide"),
+        num_cell(r["tokens"], "{:,}"), Cell(esc(accuracy_text(r)), r["accuracy"]),
+        text_cell("yes" if r["comparable"] else "no: " + r["why_not"], "wide"),
     ]  # fmt: skip
 
 

@@ -12,6 +12,7 @@ import string
 from typing import Any
 
 from auditor.analysis.verdicts import VerdictTest
+from auditor.report.accuracy import accuracy_html
 from auditor.report.figures import rank_histogram, statistic_distribution, subject_intervals
 from auditor.report.page import Cell, Column, esc, facts, figure_html, num_cell, page, table, text_cell
 
@@ -166,6 +167,7 @@ def render_html(data: dict[str, Any]) -> str:
         '<a href="#statistic">item statistic</a><a href="#flagged-items">flagged items</a>'
         '<a href="#provenance">provenance</a></nav></header>',
         verdict_block(data),
+        accuracy_html(data),
         '<h2 id="ranks">Where the published order ranks</h2>',
         figure_html(ranks) if ranks else no_items,
         '<h2 id="subjects">Leaked fraction per subject</h2>',

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditor.report.accuracy import accuracy_headline, accuracy_lines
 from auditor.report.model import ItemEntry, Report, Summary
 
 TOP_ITEMS = 20
@@ -65,6 +66,8 @@ def headline_rows(report: Report) -> list[tuple[str, str]]:
         ("order-sensitive", sensitive + (", excluded from the headline" if s.n_excluded_order_sensitive else ", kept")),
         ("null", _null_words(s)),
     ]
+    if report.accuracy is not None:
+        rows.append(("accuracy", accuracy_headline(report.accuracy)))
     if s.partial:
         rows.append(("status", _status_words(s, report)))
     return rows
@@ -130,6 +133,7 @@ def render_markdown(report: Report) -> str:
         f"| items skipped as invalid | {s.n_skipped_invalid} |",
         "",
         *_spend_lines(report),
+        *accuracy_lines(report.accuracy),
         *_flagged_lines(report.flagged()),
         *EXPLANATION,
         "",

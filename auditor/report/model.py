@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from auditor.analysis.accuracy import AccuracySection
 from auditor.analysis.assess import Method
 from auditor.analysis.verdicts import Interval, Null, SubjectRow, Verdict, VerdictTest
 from auditor.input.items import Skipped
@@ -178,6 +179,7 @@ class Report:
     budget: Mapping[str, Any] | None = None
     control: ControlSection | None = None
     degenerate: DegenerateSection | None = None
+    accuracy: AccuracySection | None = None  # with --accuracy (auditor/analysis/accuracy.py)
     schema_version: int = SCHEMA_VERSION
 
     def flagged(self) -> list[ItemEntry]:

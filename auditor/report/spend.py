@@ -38,6 +38,8 @@ def extra_sections(
     """report.json sections beyond the verdicts: what was spent against the full protocol, budgets,
     the sequential test, and what was not scored. Only scores (not this run's traffic) enter them, so a
     re-run from the cache writes the same report."""
+    scored = plan.scored()  # with --accuracy, each item's harness prompts follow its orderings
+    budget_results, results = results, [res[: len(rows)] for rows, res in zip(plan.rendered, results, strict=False)]
     records = [r.record for res in results for r in res if r.record is not None]
     tokens = sum(r.prompt_tokens if r.prompt_tokens is not None else len(r.tokens) for r in records)
     nbytes = sum(len(rend.text.encode()) for rows, res in zip(plan.rendered[: len(results)], results, strict=True)
@@ -64,13 +66,15 @@ def extra_sections(
     sequential = {**seq.to_json(), "items_available": len(plan.items)} if seq is not None else None
     section = None
     if budget is not None:
-        remaining = [rows for rows, res in zip(plan.rendered[: len(results)], results, strict=True)
+        remaining = [rows for rows, res in zip(scored[: len(results)], budget_results, strict=True)
                      if any(r.record is None for r in res)]  # fmt: skip
-        remaining += plan.rendered[len(results) :] if seq is None else []
+        remaining += scored[len(results) :] if seq is None else []
         cap, _ = budget.limits.token_cap()
         spent = budget.spent_tokens + budget.charged_tokens
-        scored_items = sum(all(r.record is not None for r in res) for res in results)
-        per_item = tokens / scored_items if scored_items else None
+        scored_items = sum(all(r.record is not None for r in res) for res in budget_results)
+        all_tokens = sum(r.record.prompt_tokens if r.record.prompt_tokens is not None else len(r.record.tokens)
+                         for res in budget_results for r in res if r.record is not None)  # fmt: skip
+        per_item = all_tokens / scored_items if scored_items else None
         left = None if cap is None else max(0, cap - spent)
         section = {
             **budget.to_json(),

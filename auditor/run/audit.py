@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,10 +26,13 @@ from auditor.endpoint.config import (
     server_bounds,
 )
 from auditor.errors import AuditorError, BudgetExceeded
+from auditor.input.export import export_clean
 from auditor.report.build import build_report, write_report
-from auditor.report.model import Degenerate, NotScoredItem, Report
+from auditor.report.model import Degenerate, NotScoredItem, Report, to_json
+from auditor.report.results_db import record_run
 from auditor.report.spend import extra_sections
 from auditor.run.config import AuditConfig
+from auditor.run.impact import accuracy_from
 from auditor.run.outputs import check_model, check_out
 from auditor.run.plan import Plan, dataset_sha256, plan_audit
 from auditor.scoring.budget import Budget
@@ -74,14 +77,16 @@ async def run_audit(
     plan = plan_audit(cfg)
     ep = cfg.endpoint
     budget = Budget(cfg.limits) if cfg.limits.any else None
-    existing = check_out(cfg.out, base_url=ep.base_url, dataset=str(cfg.dataset), force=cfg.force)
+    existing = None if cfg.out is None else check_out(cfg.out, base_url=ep.base_url, dataset=str(cfg.dataset),
+                                                      force=cfg.force)  # fmt: skip
     with ScoreCache(cfg.cache_path) as cache:
         cache.check_writable()
         async with _turn(cfg, budget, on_notice), http_client(ep) as client:
             probing = probe_endpoint(client, cache, ep, refresh=False)
             probed, probe_cached = await _within(budget, "probing the endpoint", probing)
             info = probed.info
-            check_model(cfg.out, existing, info.model, force=cfg.force)
+            if cfg.out is not None:
+                check_model(cfg.out, existing, info.model, force=cfg.force)
             provider = provider_class(probed.provider)(
                 client,
                 base_url=ep.base_url,
@@ -89,10 +94,10 @@ async def run_audit(
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
-            params, keys = prompt_keys(provider, info, plan.rendered, insecure=ep.insecure)
+            params, keys = prompt_keys(provider, info, plan.scored(), insecure=ep.insecure)
             tasks = [
                 [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
-                for ks, rows in zip(keys, plan.rendered, strict=True)
+                for ks, rows in zip(keys, plan.scored(), strict=True)
             ]
             watcher = (
                 _SequentialWatcher(plan, SequentialTest(cfg.alpha, cfg.tolerance), cfg) if cfg.sequential else None
@@ -158,7 +163,13 @@ async def run_audit(
             texts={it.id: it for it in plan.items},
             degenerate=judged.degenerate,
         )
-        paths = write_report(report, cfg.out)
+        if cfg.accuracy:
+            report = replace(report, accuracy=accuracy_from(plan, results[:used], judged.stats, assessment))
+        paths = write_report(report, cfg.out) if cfg.out is not None else []
+        data = to_json(report)
+        if cfg.export_clean is not None:
+            paths += export_clean(cfg.export_clean, plan.load, data, dataset=plan.path)
+        record_run(cfg.results_path, data, cfg.out)
         seconds = (datetime.now(UTC) - started).total_seconds()
         outcome = AuditOutcome(
             report, scheduler.stats, probe_cached, seconds, cache.stats.discarded, paths, budget, scored_not_used
@@ -292,6 +303,7 @@ def _judge_one(
 ) -> ItemStats | ItemFailure | Degenerate | str:
     """An item's statistics, its failure, degenerate scores, or (a string) why it was not scored."""
     item, perms, rows = plan.items[i], plan.orderings[i], plan.rendered[i]
+    res = res[: len(rows)]  # the orderings' results (harness prompts follow them with --accuracy)
     missing = [r for r in res if r.record is None]
     if missing and all(r.not_scored for r in missing):
         return missing[0].error or "not scored"

@@ -21,7 +21,7 @@ from auditor.scoring.budget import Limits
 class AuditConfig:
     endpoint: EndpointConfig
     dataset: Path
-    out: Path
+    out: Path | None  # where report.json/.md/.html go; None: not written (the Python API may want only the object)
     cache_path: Path
     limit: int | None = None
     sample: int | None = None  # --items N: a seeded subject-stratified sample
@@ -43,6 +43,13 @@ class AuditConfig:
     tolerance: float = 0.10
     keep_order_sensitive: bool = False  # --sequential leaves order-sensitive items out unless this is set
     force: bool = False  # replace another audit's report in --out
+    accuracy: bool = False  # also score the harness prompts (auditor/prompts/harness.py): 2n per item
+    export_clean: Path | None = None  # write the unflagged items here (auditor/input/export.py)
+    results_db: Path | None = None  # the SQLite results database; None: results.sqlite beside the cache
+
+    @property
+    def results_path(self) -> Path:
+        return self.results_db if self.results_db is not None else self.cache_path.parent / "results.sqlite"
 
     def __post_init__(self) -> None:
         check_audit(self)

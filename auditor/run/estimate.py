@@ -36,13 +36,17 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
     with ScoreCache(cfg.cache_path) as cache:
         async with http_client(ep) as client:
             provider, info, how = await _provider(client, cache, cfg)
-            _, keys = prompt_keys(provider, info, plan.rendered, insecure=ep.insecure)
-            uncached = [
-                [r.text for r, k in zip(rows, ks, strict=True) if cache.get(k) is None]
-                for rows, ks in zip(plan.rendered, keys, strict=True)
-            ]
+            _, keys = prompt_keys(provider, info, plan.scored(), insecure=ep.insecure)
+            # per item: (text, whether it is a harness prompt of --accuracy) of each prompt not yet cached
+            todo = [
+                [(r.text, j >= len(audit_rows)) for j, (r, k) in enumerate(zip(rows, ks, strict=True))
+                 if cache.get(k) is None]
+                for rows, ks, audit_rows in zip(plan.scored(), keys, plan.rendered, strict=True)
+            ]  # fmt: skip
+            uncached = [[t for t, _ in rows] for rows in todo]
             texts = [t for rows in uncached for t in rows]
             counted = await _count(texts, provider, how, cfg)
+    harness = [h for rows in todo for _, h in rows]
     gen = provider.generated_per_prompt()
     tokens = counted.total + gen * len(texts)
     size = max(1, min(cfg.batch_size, provider.max_prompts_per_request))
@@ -72,6 +76,11 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
         "price_per_mtok": price,
         "cost": None if price is None else tokens * price / 1_000_000,
         "full_protocol_prompts": plan.full_protocol_prompts(cfg.max_orderings),
+        "accuracy": None if not cfg.accuracy else {
+            "prompts": sum(len(h.all()) for h in plan.harness),
+            "prompts_to_score": sum(harness),
+            "tokens": sum(c for c, h in zip(counted.counts, harness, strict=True) if h) + gen * sum(harness),
+        },
         "sequential": cfg.sequential,
         "set_aside": {k: len(v) for k, v in plan.set_aside.items()},
         "budget": _budget_fit(cfg, uncached, counted, gen, tokens, requests),
@@ -185,6 +194,11 @@ def render(data: dict[str, Any]) -> str:
         ),
         ("full protocol", f"{data['full_protocol_prompts']:,} prompts (every ordering of every item)"),
     ]
+    acc = data.get("accuracy")
+    if acc is not None:
+        share = acc["tokens"] / data["tokens"] if data["tokens"] else 0.0
+        what = f"{acc['prompts']:,} of the prompts ({acc['prompts_to_score']:,} to score), {acc['tokens']:,} tokens"
+        rows.append(("accuracy", f"{what} ({share:.0%} of the total): the harness prompts of --accuracy"))
     for reason, n in data["set_aside"].items():
         rows.append(("set aside", f"{n} item(s): {reason.replace('_', ' ')}"))
     b = data["budget"]

@@ -15,10 +15,12 @@ import numpy as np
 from auditor.analysis.assess import load_control
 from auditor.errors import UsageError
 from auditor.input.catalog import Bundled, Selection, describe, resolve
+from auditor.input.export import check_export_target
 from auditor.input.items import Item, LoadResult, load_items
 from auditor.input.sampling import stratified_sample
 from auditor.input.sensitivity import option_set_key, order_sensitivity, representative
 from auditor.prompts.designs import Design, parse_design
+from auditor.prompts.harness import HarnessPrompts, harness_prompts
 from auditor.prompts.orderings import Ordering, Rendered, Template, load_template
 from auditor.run.config import AuditConfig
 
@@ -36,10 +38,17 @@ class Plan:
     path: Path = Path()  # what was loaded: the --dataset path, or a bundled sample's items.jsonl
     bundled: Bundled | None = None
     description: str = ""  # exactly which items: e.g. "285 of 14,042 MMLU test items, 5 per subject, seed 0"
+    harness: list[HarnessPrompts] = field(default_factory=list)  # per item with --accuracy, else empty
 
     @property
     def n_prompts(self) -> int:
-        return sum(len(r) for r in self.rendered)
+        return sum(len(r) for r in self.scored())
+
+    def scored(self) -> list[list[Rendered]]:
+        """Every item's prompts in scoring order: its orderings, then its harness prompts (--accuracy)."""
+        if not self.harness:
+            return self.rendered
+        return [[*rows, *h.all()] for rows, h in zip(self.rendered, self.harness, strict=True)]
 
     def full_protocol_prompts(self, max_orderings: int) -> int:
         """Prompts of the full protocol (every ordering, up to --max-orderings) on the candidate items."""
@@ -49,12 +58,14 @@ class Plan:
 def plan_audit(cfg: AuditConfig) -> Plan:
     """Everything that needs no network: load, validate items, pick orderings, render prompts.
 
-    The flags were validated when `cfg` was built (auditor/run/config.py); a control run is read here,
-    before any request, so a bad one fails first."""
+    The flags were validated when `cfg` was built (auditor/run/config.py); a control run is read and the
+    export directory checked here, before any request, so a bad one fails first."""
     if cfg.control_run is not None:
         load_control(cfg.control_run)
     design = parse_design(cfg.orderings)
     path, bundled = resolve(cfg.dataset)
+    if cfg.export_clean is not None:
+        check_export_target(cfg.export_clean, path)
     if bundled is not None and cfg.limit is not None:
         raise UsageError(f"--limit takes the first N rows; on the bundled `{bundled.name}` use --items N (stratified)")
     loaded = load_items(path, skip_invalid=cfg.skip_invalid, limit=cfg.limit)
@@ -82,8 +93,9 @@ def plan_audit(cfg: AuditConfig) -> Plan:
         design.prompts(len(it.options), seed=cfg.seed, item_id=it.id, max_orderings=cfg.max_orderings) for it in items
     ]
     rendered = [template.render_all(it, perms) for it, perms in zip(items, orderings, strict=True)]
+    harness = [harness_prompts(it) for it in items] if cfg.accuracy else []
     return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside, path, bundled,
-                describe(cfg.dataset, bundled, selection))  # fmt: skip
+                describe(cfg.dataset, bundled, selection), harness)  # fmt: skip
 
 
 def one_per_option_list(items: Sequence[Item], seed: int) -> tuple[list[Item], list[str]]:
