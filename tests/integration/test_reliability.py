@@ -6,6 +6,8 @@ each prompt was scored.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import random
 import signal
@@ -27,12 +29,17 @@ N_ITEMS = 12  # x 24 orderings = 288 prompts
 
 
 def make_dataset(root: Path, n: int) -> Path:
+    """`n` MMLU rows whose option lists are all distinct (items sharing a list are scored once since
+    2acd328, which would change every count these tests check): each option gets its row number."""
     src = DATA_SLICES / "mmlu" / "test" / "abstract_algebra_test.csv"
     d = root / f"data{n}"
     d.mkdir()
-    (d / "abstract_algebra_test.csv").write_text(
-        "".join(src.read_text(encoding="utf-8").splitlines(keepends=True)[:n]), encoding="utf-8"
-    )
+    rows = list(csv.reader(io.StringIO(src.read_text(encoding="utf-8"))))[:n]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for i, row in enumerate(rows):
+        writer.writerow([row[0], *(f"{o} (r{i})" for o in row[1:-1]), row[-1]])
+    (d / "abstract_algebra_test.csv").write_text(out.getvalue(), encoding="utf-8")
     return d
 
 
