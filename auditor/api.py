@@ -49,7 +49,7 @@ class AuditOptions(TypedDict, total=False):
     attempts: int
     retry_failed: bool
     method: str | Method
-    control_run: str | Path | None
+    control_run: str | Path | Sequence[str | Path] | None  # clean reference run(s) on the same items
     exclude_order_sensitive: bool
     alpha: float
     sequential: bool
@@ -68,7 +68,7 @@ class AuditOptions(TypedDict, total=False):
 
 LIMITS = {"max_tokens": "tokens", "max_requests": "requests", "max_cost": "cost", "max_time": "seconds",
           "price_per_mtok": "price_per_mtok"}  # fmt: skip
-PATHS = ("control_run", "export_clean", "results_db")
+PATHS = ("export_clean", "results_db")
 LOCAL = "local"
 
 
@@ -115,6 +115,10 @@ def audit_settings(
     for key in PATHS:
         if opts.get(key) is not None:
             opts[key] = Path(opts[key])
+    if "control_run" in opts:  # one reference run or several (a sharper null)
+        runs = opts["control_run"]
+        opts["control_run"] = (() if runs is None else (Path(runs),) if isinstance(runs, str | Path)
+                               else tuple(Path(r) for r in runs))  # fmt: skip
     return AuditConfig(endpoint=ep, dataset=Path(dataset), out=None if out is None else Path(out),
                        cache_path=Path(cache), limits=limits, **opts)  # fmt: skip
 

@@ -23,9 +23,11 @@ STATUSES = ("leaked-published-order", "leaked-shuffled", "clean")
 TIER_SUBSET = {"leaked-published-order": 45, "leaked-shuffled": 15, "clean": 45}
 
 
-def build_canary(timeout: float = 3600) -> Path:
-    """The canary folder (built once per build-script version, then reused from the model cache)."""
-    proc = subprocess.run([str(default_server_python()), str(REPO_ROOT / "scripts" / "build_canary.py")],
+def build_canary(timeout: float = 3600, *args: str) -> Path:
+    """The canary folder (built once per build-script version and arguments, then reused from the model cache).
+
+    `args` are build_canary.py flags, e.g. ("--seed", "1", "--epochs", "3") for a second, held-out canary."""
+    proc = subprocess.run([str(default_server_python()), str(REPO_ROOT / "scripts" / "build_canary.py"), *args],
                           capture_output=True, text=True, timeout=timeout)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"canary build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")

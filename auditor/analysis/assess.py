@@ -1,8 +1,8 @@
 """Turn item verdicts into decisions for one method, with order-sensitive items and shared option lists
 handled, and the null (exchangeable, or a control run) stated.
 
-Methods: `auditor` (default, calibrated: see auditor/verdicts.py), `paper-a` and `paper-b` (the reference
-rules, uncalibrated: see auditor/paper.py).
+Methods: `auditor` (default, calibrated: see auditor/analysis/verdicts.py and itemtests.py), `paper-a` and
+`paper-b` (the reference rules, uncalibrated: see auditor/analysis/paper.py).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.analysis.detector import ItemStats, stats_from_report
+from auditor.analysis.itemtests import ItemTest
 from auditor.analysis.paper import PAPER_DELTAS, isolation_scores, paper_a, paper_b
 from auditor.analysis.verdicts import (
     DEFAULT_ALPHA,
@@ -60,6 +61,7 @@ class Assessment:
     paper_b: dict[str, dict[str, bool]]
     excluded: list[str]
     summary: DatasetSummary
+    tests: dict[str, ItemTest]  # the default method's per-item p-values
 
 
 def load_control(path: Path) -> tuple[list[ItemStats], str]:
@@ -81,7 +83,7 @@ def assess(
     items: Sequence[Item],
     *,
     method: Method = Method.AUDITOR,
-    control: Path | None = None,
+    control: Path | Sequence[Path] | None = None,
     exclude_order_sensitive: bool = False,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 0,
@@ -96,30 +98,28 @@ def assess(
     group_size = {i: len(ids) for ids in groups.values() for i in ids}
     excluded = [v.id for v in verdicts if exclude_order_sensitive and reasons[v.id]]
     kept = [v for v in verdicts if v.id not in set(excluded)]
-    if control is not None:
-        ctrl, source = load_control(control)
-        null = control_null(ctrl, alpha, source)
-    else:
-        null = exchangeable_null([v.n_orderings for v in kept], alpha, seed)  # one pair of thresholds per K
-    flagged, scenario, pb = _decisions(kept, method, null)
+    controls = [control] if isinstance(control, Path) else list(control or [])
+    null = control_null([load_control(c) for c in controls], alpha) if controls else exchangeable_null(alpha)
+    flagged, scenario, pb, tests = _decisions(kept, method, null, seed)
     units = representatives(kept, group_of, seed)
     note = OrderNote(
         sensitive_winners=sum(bool(reasons[v.id]) for v in units if v.rank_random == 1),
         excluded=len(excluded) if exclude_order_sensitive else None,
     )
-    summary = summarize(units, null, note, n_degenerate=n_degenerate)
-    return Assessment(method, null, flagged, scenario, reasons, group_of, group_size, pb, excluded, summary)
+    summary = summarize(units, null, note, n_degenerate=n_degenerate, seed=seed)
+    return Assessment(method, null, flagged, scenario, reasons, group_of, group_size, pb, excluded, summary, tests)
 
 
 def _decisions(
-    verdicts: Sequence[ItemStats], method: Method, null: Null
-) -> tuple[dict[str, bool], dict[str, str | None], dict[str, dict[str, bool]]]:
+    verdicts: Sequence[ItemStats], method: Method, null: Null, seed: int
+) -> tuple[dict[str, bool], dict[str, str | None], dict[str, dict[str, bool]], dict[str, ItemTest]]:
     flagged: dict[str, bool] = {}
     scenario: dict[str, str | None] = {}
     pb: dict[str, dict[str, bool]] = {}
+    tests: dict[str, ItemTest] = {}
     for v in verdicts:
         if method is Method.AUDITOR:
-            d = decide(v, null)
+            d = tests[v.id] = decide(v, null, seed)
             flagged[v.id], scenario[v.id] = d.flagged, d.scenario
         elif method is Method.PAPER_A:
             flagged[v.id] = paper_a(v.scores)
@@ -129,7 +129,7 @@ def _decisions(
             pb[v.id] = {str(d): paper_b(decision, d) for d in PAPER_DELTAS}
             flagged[v.id] = pb[v.id][str(PAPER_DELTAS[0])]
             scenario[v.id] = "b" if flagged[v.id] else None
-    return flagged, scenario, pb
+    return flagged, scenario, pb, tests
 
 
 def item_fields(a: Assessment, item_id: str) -> dict[str, Any]:
@@ -143,4 +143,6 @@ def item_fields(a: Assessment, item_id: str) -> dict[str, Any]:
     }
     if item_id in a.paper_b:
         out["paper_b"] = a.paper_b[item_id]
+    if item_id in a.tests:
+        out["p"] = a.tests[item_id].to_json()
     return out

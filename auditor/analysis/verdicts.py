@@ -1,26 +1,17 @@
 """Decisions: which items to flag, and what to say about the whole dataset, with the error rates stated.
 
-Item level (the default, `flagged`), two scenarios:
-- a, leaked in the published order: the published order scores highest AND stands out from the other
-  orderings by at least `threshold_a` standard deviations (`z_published`);
-- b, leaked in some other order: another ordering scores highest and stands out from the rest by at
-  least `threshold_b` standard deviations (`outlier_score`).
-The thresholds come from a null distribution, chosen so that an item without leakage is flagged with
-probability `alpha` (half for each scenario):
-- "exchangeable" (no control): orderings are interchangeable and their scores roughly normal; the
-  thresholds are simulated (seeded) for each K among the items (one pair per option count). It ignores
-  natural order, so it is optimistic for items that read well only in their published order: those are
-  reported separately.
-- "control": the statistics of a clean reference (`--control-run`: the same items on a model known not
-  to have seen them, or clean items on the same model) are the null; thresholds are its quantiles.
-Items with fewer than `MIN_FLAG_K` orderings (two options) are never flagged: with one other ordering
-there is no spread to stand out from, and "which of two wins" has p = 1/2 > alpha.
+Item level (`flagged`): per-item p-values, each from a stated null (auditor/analysis/itemtests.py):
+scenario a (published order) from the exact exchangeable null (rank / K), and with clean references
+(`--control-run`, repeatable) also from the paired null (the audited model's deviation from the
+references on the same item is exchangeable across orderings), the larger of the two; scenario b
+(another order, named) from exchangeable Gaussian scores. `alpha` is split 5/6 to a, 1/6 to b.
 
-Dataset level: a top-1 count test (exact binomial / Poisson-binomial against 1/K), a rank-sum test
-that uses every item's rank, a chance-corrected leaked fraction with a 95% interval, per-subject tests
-with Benjamini-Hochberg correction, and with a control, a one-sided Fisher test of the audited top-1
-rate against the control's. Items that share one option list are counted once (a seeded
-representative), since they leak through each other.
+Dataset level: ONE test decides, a permutation test of a pre-registered statistic combining the rank of
+the published order and its margin (auditor/analysis/combined.py), on the audited scores or, with
+references, on the deviation from them. Items that share one option list are counted once (a seeded
+representative), since they leak through each other. Also reported, descriptive only: the top-1 count
+test (exact binomial / Poisson-binomial against 1/K), the rank-sum test, a chance-corrected leaked
+fraction with a 95% interval, per-subject tests with Benjamini-Hochberg correction.
 
 Verdicts (`Verdict`): "leakage" (p < DATASET_ALPHA), "no_evidence", and two that decide nothing (their
 own exit code in the CLI): "nothing_scored" (no item has scores) and "too_few_scored" (even if every unit
@@ -32,124 +23,61 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import numpy as np
 
+from auditor.analysis.combined import DRAWS, PermutationTest, permutation_test
 from auditor.analysis.detector import ItemStats
-from auditor.analysis.stats import (
-    benjamini_hochberg,
-    fisher_greater,
-    leaked_fraction,
-    poisson_binomial_sf,
-    rank_sum_p_value,
-    wilcoxon_greater,
-)
+from auditor.analysis.itemtests import ItemTest, deviation, item_test, null_description, reference_scores
+from auditor.analysis.stats import benjamini_hochberg, leaked_fraction, poisson_binomial_sf, rank_sum_p_value
 from auditor.input.sensitivity import representative
 
-DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split evenly over the two scenarios
+DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split over the two scenarios (itemtests.ALPHA_B_SHARE)
 DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
-MIN_FLAG_K = 3  # fewer orderings than this: an item is never flagged (see the module docstring)
-_SIMULATIONS = 20_000
 
 
 @dataclass(frozen=True)
 class Null:
-    kind: str  # "exchangeable" | "control"
-    threshold_a: float  # for the largest K (exchangeable) or every K (control)
-    threshold_b: float
-    alpha: float
-    control_top1: int = 0
-    control_n: int = 0
-    source: str = ""
-    control_z: dict[str, float] = field(default_factory=dict)  # item id -> the control's z_published
-    by_k: dict[int, tuple[float, float]] = field(default_factory=dict)  # exchangeable: K -> (a, b)
+    """The item-level null, with the clean reference runs (kind "control") when there are any."""
 
-    def thresholds(self, k: int) -> tuple[float, float]:
-        """Scenario a and b thresholds for an item with K orderings (infinite: never flagged)."""
-        if k < MIN_FLAG_K:
-            return math.inf, math.inf
-        return self.by_k.get(k, (self.threshold_a, self.threshold_b))
+    kind: str  # "exchangeable" | "control" (paired with reference runs of the same items)
+    alpha: float
+    control_top1: int = 0  # the (first) reference's own published-order wins
+    control_n: int = 0
+    source: str = ""  # the reference runs, "; "-separated
+    control_z: dict[str, float] = field(default_factory=dict)  # item id -> the first reference's z_published
+    references: tuple[Mapping[str, ItemStats], ...] = field(default=(), repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"kind": self.kind, "alpha": self.alpha, "threshold_a": _finite(self.threshold_a),
-                               "threshold_b": _finite(self.threshold_b)}  # fmt: skip
-        if len(self.by_k) > 1 or any(k < MIN_FLAG_K for k in self.by_k):
-            out["thresholds_by_k"] = {str(k): {"a": _finite(self.thresholds(k)[0]), "b": _finite(self.thresholds(k)[1])}
-                                      for k in sorted(self.by_k)}  # fmt: skip
-            out["never_flagged_below_k"] = MIN_FLAG_K
+        out: dict[str, Any] = {"kind": self.kind, **null_description(self.alpha, self.kind == "control",
+                                                                      len(self.references))}  # fmt: skip
         # control_z stays out: the control run's own report has it
         if self.kind == "control":
             out |= {"source": self.source, "control_top1": self.control_top1, "control_n": self.control_n}
         return out
 
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None  # JSON has no infinity: null means "never flagged"
-
-
-def _stats_of(scores: np.ndarray[Any, Any]) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], np.ndarray[Any, Any]]:
-    """Per row: published on top?, z of the published order, outlier score of the best and whether best != 0."""
-    pub = scores[:, 0]
-    rest = scores[:, 1:]
-    top = pub >= rest.max(axis=1)
-    z_pub = (pub - rest.mean(axis=1)) / rest.std(axis=1, ddof=1)
-    best = scores.argmax(axis=1)
-    order = np.sort(scores, axis=1)
-    top_val, others = order[:, -1], order[:, :-1]
-    z_best = (top_val - others.mean(axis=1)) / others.std(axis=1, ddof=1)
-    z_best = np.where(best != 0, z_best, -np.inf)
-    return top, np.where(top, z_pub, -np.inf), z_best
+    def reference_for(self, v: ItemStats) -> np.ndarray[Any, Any] | None:
+        return reference_scores(v, self.references) if self.references else None
 
 
-def _threshold(values: np.ndarray[Any, Any], rate: float) -> float:
-    """The smallest t with mean(values >= t) <= rate."""
-    finite = np.sort(values[np.isfinite(values)])[::-1]
-    k = int(np.floor(rate * len(values)))
-    if k >= len(finite):
-        return float(finite[-1]) if len(finite) else 0.0
-    return float(np.nextafter(finite[k], np.inf))
+def exchangeable_null(alpha: float = DEFAULT_ALPHA) -> Null:
+    return Null("exchangeable", alpha)
 
 
-def exchangeable_null(k: int | Sequence[int], alpha: float = DEFAULT_ALPHA, seed: int = 0) -> Null:
-    """Thresholds simulated for each K (orderings per item) in `k`; K below MIN_FLAG_K is never flagged."""
-    ks = sorted({k} if isinstance(k, int) else set(k)) or [24]
-    by_k: dict[int, tuple[float, float]] = {}
-    for K in ks:
-        if K < MIN_FLAG_K:
-            by_k[K] = (math.inf, math.inf)
-            continue
-        rng = np.random.default_rng(seed)
-        _, z_a, z_b = _stats_of(rng.normal(size=(_SIMULATIONS, K)))
-        by_k[K] = (_threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2))
-    top_a, top_b = by_k[ks[-1]]
-    return Null("exchangeable", top_a, top_b, alpha, by_k=by_k)
+def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: float = DEFAULT_ALPHA) -> Null:
+    """Paired with clean reference runs on the same items: `references` holds (item statistics, source) each."""
+    first = list(references[0][0]) if references else []
+    return Null("control", alpha, sum(v.rank == 1 for v in first), len(first),
+                "; ".join(src for _, src in references), {v.id: v.z_published for v in first},
+                tuple({v.id: v for v in ref} for ref, _ in references))  # fmt: skip
 
 
-def control_null(control: Sequence[ItemStats], alpha: float = DEFAULT_ALPHA, source: str = "") -> Null:
-    z_a = np.array([v.z_published if v.rank == 1 else -np.inf for v in control])
-    z_b = np.array([v.outlier_score if v.best_index != 0 else -np.inf for v in control])
-    return Null("control", _threshold(z_a, alpha / 2), _threshold(z_b, alpha / 2), alpha,
-                control_top1=sum(v.rank == 1 for v in control), control_n=len(control), source=source,
-                control_z={v.id: v.z_published for v in control})  # fmt: skip
-
-
-@dataclass(frozen=True)
-class ItemDecision:
-    flagged: bool
-    scenario: str | None  # "a" | "b" | None
-
-
-def decide(v: ItemStats, null: Null) -> ItemDecision:
-    threshold_a, threshold_b = null.thresholds(v.n_orderings)
-    if v.rank == 1 and v.z_published >= threshold_a:
-        return ItemDecision(True, "a")
-    if v.best_index != 0 and v.outlier_score >= threshold_b:
-        return ItemDecision(True, "b")
-    return ItemDecision(False, None)
+def decide(v: ItemStats, null: Null, seed: int = 0) -> ItemTest:
+    return item_test(v, null.reference_for(v), null.alpha, seed)
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:
@@ -181,6 +109,8 @@ class Verdict(StrEnum):
 class VerdictTest(StrEnum):
     """The test whose p-value decided the verdict."""
 
+    PERMUTATION = "permutation"  # rank + margin of the published order, permutation null (no control)
+    CONTROL_PERMUTATION = "control_permutation"  # the same on the deviation from the reference(s)
     RANK_SUM = "rank_sum"  # ranks of the published order over every unit (no control)
     TOP1 = "top1_binomial"  # top-1 count over units against 1/K (no control)
     CONTROL_WILCOXON = "control_wilcoxon"  # paired z_published against the control's, same items
@@ -193,6 +123,9 @@ class VerdictTest(StrEnum):
 
 
 _TEST_TEXT = {
+    VerdictTest.PERMUTATION: "permutation test of the published order's rank and margin",
+    VerdictTest.CONTROL_PERMUTATION: "permutation test of the published order's rank and margin, on the"
+    " deviation from the reference",
     VerdictTest.RANK_SUM: "rank-sum test over every unit's rank",
     VerdictTest.TOP1: "top-1 count over units (exact binomial, one-sided)",
     VerdictTest.CONTROL_WILCOXON: "paired Wilcoxon signed-rank test against the control, on the items scored by both",
@@ -243,10 +176,11 @@ class DatasetSummary:
     p_verdict: float
     sentence: str
     subjects: tuple[SubjectRow, ...] = ()
+    permutation: PermutationTest | None = None
 
 
 def summarize(
-    units: Sequence[ItemStats], null: Null, note: OrderNote = OrderNote(), *, n_degenerate: int = 0
+    units: Sequence[ItemStats], null: Null, note: OrderNote = OrderNote(), *, n_degenerate: int = 0, seed: int = 0
 ) -> DatasetSummary:
     """The dataset verdict over `units`; `note`: what to say about order-sensitive items; `n_degenerate`:
     items scored but left out (degenerate scores)."""
@@ -257,16 +191,16 @@ def summarize(
     p_bin = poisson_binomial_sf(top1, chances) if n else 1.0
     p_rank = rank_sum_p_value([v.rank_random for v in units], [v.n_orderings for v in units])
     frac = leaked_fraction(top1, n, chance)
-    p_ctrl, control_test = _versus_control(units, top1, null)
-    if p_ctrl is not None and control_test is not None:
-        p_key, test = p_ctrl, control_test
-    else:  # the smaller of the two; a tie goes to the rank-sum test
-        p_key, test = (p_bin, VerdictTest.TOP1) if p_bin < p_rank else (p_rank, VerdictTest.RANK_SUM)
+    values, missing = _values(units, null)
+    ptest = permutation_test(values, paired=null.kind == "control", seed=seed)
+    p_key = ptest.p_value
+    test = VerdictTest.CONTROL_PERMUTATION if null.kind == "control" else VerdictTest.PERMUTATION
     leak = p_key < DATASET_ALPHA
     verdict = Verdict.LEAKAGE if leak else Verdict.NO_EVIDENCE
-    sentence = _sentence(leak, p_key, frac, null, top1, n, chance)
-    if control_test is not None:
-        sentence += f" [{_CONTROL_TEXT[control_test].format(n=_paired(units, null))}]"
+    sentence = _sentence(leak, ptest, frac, null, top1, n, chance)
+    if missing:
+        sentence += f"; {missing} unit(s) without a reference score left out of the test"
+    p_ctrl = p_key if null.kind == "control" else None
     best = best_case_p(units, null)
     if n == 0 and n_degenerate == 0:
         verdict = Verdict.NOTHING_SCORED
@@ -281,13 +215,16 @@ def summarize(
                          " depend on the order of the options")  # fmt: skip
     sentence += _order_text(note, top1)
     return DatasetSummary(n, top1, chance, p_bin, p_rank, frac, p_ctrl, verdict, test, p_key, sentence,
-                          _subjects(units))  # fmt: skip
+                          _subjects(units), ptest)  # fmt: skip
 
 
-_CONTROL_TEXT = {
-    VerdictTest.CONTROL_WILCOXON: "paired Wilcoxon signed-rank test on {n} items scored by both",
-    VerdictTest.CONTROL_FISHER: "Fisher test of top-1 rates",
-}
+def _values(units: Sequence[ItemStats], null: Null) -> tuple[list[np.ndarray[Any, Any]], int]:
+    """Each unit's values for the permutation test (scores, or the deviation from the references) and how
+    many units had no reference score."""
+    if null.kind != "control":
+        return [np.asarray(v.scores, dtype=float) for v in units], 0
+    pairs = [(v, null.reference_for(v)) for v in units]
+    return [deviation(v, r) for v, r in pairs if r is not None], sum(r is None for _, r in pairs)
 
 
 def _order_text(note: OrderNote, winners: int) -> str:
@@ -303,54 +240,40 @@ def _order_text(note: OrderNote, winners: int) -> str:
 
 def best_case_p(units: Sequence[ItemStats], null: Null) -> float:
     """The smallest p-value the verdict's test could give on these units (every one with the published order
-    on top): at or above DATASET_ALPHA, no outcome could show leakage."""
+    on top, by the widest margin): at or above DATASET_ALPHA, no outcome could show leakage. The permutation
+    test's exact p-value is then prod(1/K); its Monte Carlo estimate never goes below 1 / (DRAWS + 1)."""
     if not units:
         return 1.0
-    if null.kind == "control":
-        paired = sum(v.id in null.control_z for v in units)
-        if paired >= PAIRED_MIN:
-            return wilcoxon_greater([1.0] * paired)
-        return fisher_greater(len(units), len(units), null.control_top1, null.control_n)
-    ks = [v.n_orderings for v in units]
-    return min(poisson_binomial_sf(len(units), [1.0 / k for k in ks]), rank_sum_p_value([1] * len(units), ks))
+    log_p = -sum(math.log(v.n_orderings) for v in units)
+    return max(math.exp(max(log_p, -700.0)), 1 / (DRAWS + 1))
 
 
-PAIRED_MIN = 10
-
-
-def _paired(units: Sequence[ItemStats], null: Null) -> int:
-    return sum(v.id in null.control_z for v in units)
-
-
-def _versus_control(units: Sequence[ItemStats], top1: int, null: Null) -> tuple[float | None, VerdictTest | None]:
-    """Paired Wilcoxon on z_published when the control scored the same items, else Fisher on top-1 rates."""
-    if null.kind != "control":
-        return None, None
-    pairs = [v.z_published - null.control_z[v.id] for v in units if v.id in null.control_z]
-    if len(pairs) >= PAIRED_MIN:
-        return wilcoxon_greater(pairs), VerdictTest.CONTROL_WILCOXON
-    return fisher_greater(top1, len(units), null.control_top1, null.control_n), VerdictTest.CONTROL_FISHER
+def _fmt(test: PermutationTest) -> str:
+    floor = " (no draw reached it)" if test.draws and test.p_value * (test.draws + 1) < 1.5 else ""
+    return f"p={test.p_value:.2g}{floor}, permutation test of rank and margin, z={test.z:.1f}"
 
 
 def _sentence(
-    leak: bool, p: float, frac: tuple[float, float, float], null: Null, top1: int, n: int, chance: float
+    leak: bool, test: PermutationTest, frac: tuple[float, float, float], null: Null, top1: int, n: int, chance: float
 ) -> str:
     est, lo, hi = frac
+    p = _fmt(test)
     if null.kind == "control":
         ctrl = null.control_top1 / max(1, null.control_n)
+        which = "the control" if len(null.references) <= 1 else f"{len(null.references)} controls"
         head = (
-            f"evidence of leakage compared with the control (p={p:.2g}; control top-1 rate {ctrl:.1%})"
+            f"evidence of leakage compared with {which} ({p}; control top-1 rate {ctrl:.1%})"
             if leak
-            else f"no evidence of leakage beyond the control (p={p:.2g}; control top-1 rate {ctrl:.1%})"
+            else f"no evidence of leakage beyond {which} ({p}; control top-1 rate {ctrl:.1%})"
         )
     elif leak:
         head = (
-            f"the published order is preferred more than chance (p={p:.2g}): leakage, or natural order "
+            f"the published order is preferred more than chance ({p}): leakage, or natural order "
             "and pretraining exposure, which cannot be told apart without a control (--control-run)"
         )
     else:
         head = (
-            f"no evidence that the published order is preferred (p={p:.2g}); without a control run natural "
+            f"no evidence that the published order is preferred ({p}); without a control run natural "
             "order and pretraining exposure cannot be told apart, so a weak preference may be either"
         )
     return (f"{head}; published order on top for {top1} of {n} units ({top1 / max(1, n):.1%}, chance "

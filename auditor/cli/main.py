@@ -21,6 +21,7 @@ from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
 from auditor.cli.demo import demo_command, demo_options
 from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
+from auditor.cli.plan import plan_command, plan_options
 from auditor.cli.probe import probe_command
 from auditor.cli.run import estimate_command, print_outcome, run_command
 from auditor.endpoint.config import endpoint_secrets
@@ -42,6 +43,9 @@ EXAMPLES = {
     "datasets": """examples:
   auditor datasets
   auditor run --base-url http://127.0.0.1:8000/v1 --model M --dataset mmlu --out runs/m1""",
+    "plan": """examples:
+  auditor plan --dataset mmlu                             # items and tokens for 10% leaked at 80% power
+  auditor plan --dataset mmlu --leaked-fraction 0.2 --power 0.9 --reference --json""",
     "estimate": f"""examples:
   auditor estimate --base-url {URL} --model M --dataset mmlu/test --items 400
   auditor estimate --base-url {URL} --model M --dataset mmlu/test --max-tokens 2000000 --json""",
@@ -63,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_options(command("estimate", "what `run` with the same flags would cost, before any scoring request"),
                   estimate=True)  # fmt: skip
     command("datasets", "list the benchmark samples shipped with auditor (--dataset NAME)")
+    plan_options(command("plan", "items and tokens needed to detect a leaked fraction, before anything is spent"))
     compare_parser(sub)
 
     demo = sub.add_parser("demo", help="a real audit in ~3 minutes: the small embedded model, in this process, on MMLU")
@@ -108,7 +113,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     terminated: list[int] = []
     try:
-        commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command}
+        commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command,
+                    "plan": plan_command}  # fmt: skip
         command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
         return int(asyncio.run(_terminable(command(args), terminated)))
     except CapabilityError as err:

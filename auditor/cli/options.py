@@ -119,8 +119,10 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
     v.add_argument(
         "--control-run",
         type=Path,
+        action="append",
         metavar="DIR",
-        help="a run of a clean reference model or clean items: the null for thresholds and tests",
+        help="a run of a clean reference model on the same items: each item is paired with its reference scores"
+        " (repeat for several references: a sharper null)",
     )
     v.add_argument(
         "--exclude-order-sensitive",

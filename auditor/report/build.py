@@ -178,6 +178,7 @@ def _entry(v: ItemStats, a: Assessment, item: Item | None) -> ItemEntry:
         scores=tuple(v.scores),
         orderings=tuple(tuple(p) for p in v.orderings),
         paper_b=a.paper_b.get(v.id),
+        p=a.tests[v.id].to_json() if v.id in a.tests else None,
     )
 
 

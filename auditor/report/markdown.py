@@ -8,7 +8,7 @@ from auditor.report.accuracy import accuracy_headline, accuracy_lines
 from auditor.report.model import ItemEntry, Report, Summary
 
 TOP_ITEMS = 20
-SCENARIOS = {"a": "a: published order wins clearly", "b": "b: another ordering stands out"}
+SCENARIOS = {"a": "a: published order on top", "b": "b: another ordering stands out (named)"}
 
 EXPLANATION = [
     "## What the numbers mean",
@@ -21,9 +21,10 @@ EXPLANATION = [
     "  more power when leakage lifts many items a little.",
     "- **Leaked fraction.** The share of items that would have to be leaked to explain the excess over",
     "  chance, with a 95% interval. An estimate under a simple model, not a count of leaked items.",
-    "- **Flagged items.** An item is flagged when its published order wins by a clear margin (scenario a),",
-    "  or another ordering stands out from the rest (scenario b, leaked in a shuffled order). Thresholds are",
-    "  set so that an item without leakage is flagged with the stated probability under the null.",
+    "- **Flagged items.** An item is flagged when its published order is on top (scenario a; with a control run",
+    "  also on top of its deviation from the reference on the same item), or another ordering stands out and is",
+    "  named (scenario b). Each has a p-value from a stated null (report.json: summary.null, items[].p); an item",
+    "  without leakage is flagged with at most the stated probability.",
     '- **Order-sensitive items.** Options that read naturally in one order only ("all of the above",',
     "  sorted numbers, options naming other options, answer grids) win without leakage: distrust their flags.",
     "- **When to distrust it all.** Without a control run, a small p-value says the model prefers the",

@@ -97,6 +97,7 @@ class ItemEntry:
     scores: tuple[float, ...]
     orderings: tuple[tuple[int, ...], ...]
     paper_b: Mapping[str, bool] | None = None
+    p: Mapping[str, Any] | None = None  # the default method's per-item p-values (analysis/itemtests.py)
 
 
 @dataclass(frozen=True)

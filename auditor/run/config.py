@@ -34,7 +34,7 @@ class AuditConfig:
     attempts: int = 6
     retry_failed: bool = False
     method: Method = Method.AUDITOR  # from the --method flag: parse_method
-    control_run: Path | None = None
+    control_run: tuple[Path, ...] = ()  # clean reference runs on the same items (--control-run, repeatable)
     exclude_order_sensitive: bool = False
     alpha: float = 0.05
     orderings: str = "all"  # an ordering design (auditor.prompts.designs)

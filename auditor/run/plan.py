@@ -60,8 +60,8 @@ def plan_audit(cfg: AuditConfig) -> Plan:
 
     The flags were validated when `cfg` was built (auditor/run/config.py); a control run is read and the
     export directory checked here, before any request, so a bad one fails first."""
-    if cfg.control_run is not None:
-        load_control(cfg.control_run)
+    for control in cfg.control_run:
+        load_control(control)
     design = parse_design(cfg.orderings)
     path, bundled = resolve(cfg.dataset)
     if cfg.export_clean is not None:

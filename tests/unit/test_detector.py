@@ -50,10 +50,11 @@ def test_poisson_binomial_mixed_probabilities() -> None:
 
 
 def test_dataset_top1_test_is_the_verdicts_own() -> None:
-    """The top-1 count test lives in one place, the dataset decision (verdicts.summarize)."""
+    """The top-1 count test lives in one place, the dataset decision (verdicts.summarize); the verdict's own
+    test is the permutation test (auditor/analysis/combined.py)."""
     from auditor.analysis.verdicts import Verdict, VerdictTest, exchangeable_null, summarize
 
-    null = exchangeable_null(4)
+    null = exchangeable_null()
     leaked = [item_stats(f"l{i}", "s", PERMS, spans(0.0, -1.0, -2.0, -3.0)) for i in range(10)]
     clean = [item_stats(f"c{i}", "s", PERMS, spans(-3.0, -1.0, -2.0, 0.0)) for i in range(30)]
     d = summarize(leaked + clean, null)
@@ -63,8 +64,8 @@ def test_dataset_top1_test_is_the_verdicts_own() -> None:
     assert none.top1 == 0 and none.p_binomial == 1.0
     strong = summarize(leaked, null)
     assert strong.p_binomial == pytest.approx(0.25**10) and strong.verdict is Verdict.LEAKAGE
-    assert strong.p_verdict == min(strong.p_binomial, strong.p_rank_sum)
-    assert strong.test is (VerdictTest.TOP1 if strong.p_binomial < strong.p_rank_sum else VerdictTest.RANK_SUM)
+    assert strong.permutation is not None and strong.p_verdict == strong.permutation.p_value < 1e-3
+    assert strong.test is VerdictTest.PERMUTATION
 
 
 def test_rank_sum_exact_and_normal_agree() -> None:

@@ -4,17 +4,11 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from auditor.analysis.assess import assess
 from auditor.analysis.detector import SpanScore, degenerate_reason, item_stats
-from auditor.analysis.verdicts import (
-    best_case_p,
-    control_null,
-    decide,
-    exchangeable_null,
-    representatives,
-    summarize,
-)
+from auditor.analysis.verdicts import best_case_p, control_null, decide, exchangeable_null, representatives, summarize
 from auditor.input.items import Item
 from auditor.prompts.orderings import orderings_for
 
@@ -36,40 +30,64 @@ def exchangeable(n: int, seed: int, boost: float = 0.0, k_boost: int = 0):  # ty
 
 
 def test_exchangeable_null_controls_the_false_positive_rate() -> None:
-    null = exchangeable_null(24, alpha=0.05)
+    null = exchangeable_null(alpha=0.05)
     clean = exchangeable(4000, seed=1)
-    rate = np.mean([decide(v, null).flagged for v in clean])
-    assert 0.035 < rate < 0.065
+    decisions = [decide(v, null) for v in clean]
+    rate = np.mean([d.flagged for d in decisions])
+    assert 0.035 < rate < 0.06  # 1/24 for scenario a + at most 0.05/6 for b
+    assert abs(np.mean([d.scenario == "a" for d in decisions]) - 1 / 24) < 0.01  # exact: rank 1 of 24
+    assert np.mean([d.scenario == "b" for d in decisions]) < 0.015  # 0.05/6 = 0.0083; 4000 items: SE 0.0015
     leaked = exchangeable(400, seed=2, boost=8.0)
     assert np.mean([decide(v, null).scenario == "a" for v in leaked]) > 0.9
     shuffled = exchangeable(400, seed=3, boost=12.0, k_boost=7)  # a 6-sd outlier in another order
-    assert np.mean([decide(v, null).scenario == "b" for v in shuffled]) > 0.9
+    found = [decide(v, null) for v in shuffled]
+    assert np.mean([d.scenario == "b" and d.b_ordering == 7 for d in found]) > 0.9  # flagged, order named
 
 
-def test_control_null_calibrates_to_the_control() -> None:
-    rng = np.random.default_rng(4)
-    natural = []  # a model with a natural-order preference: published order lifted a little
-    for i in range(2000):
-        s = list(rng.normal(-50, 2, size=24))
-        s[0] += 2.0
-        natural.append(verdict(i, [float(x) for x in s]))
-    ex = exchangeable_null(24)
-    ctrl = control_null(natural[:1000])
-    assert np.mean([decide(v, ex).flagged for v in natural[1000:]]) > 0.1  # the naive null over-flags
-    assert np.mean([decide(v, ctrl).flagged for v in natural[1000:]]) < 0.08  # the control fixes it
+def natural_pair(n: int, seed: int, lift: float = 2.0, leak: float = 0.0):  # type: ignore[no-untyped-def]
+    """An audited model and a clean reference that share each item's natural-order preference (a random
+    per-ordering component plus a lift of the published order), each with its own noise."""
+    rng = np.random.default_rng(seed)
+    audited, reference = [], []
+    for i in range(n):
+        shared = rng.normal(0, 2, size=24)
+        shared[0] += lift
+        a = -50 + shared + rng.normal(0, 0.7, size=24)
+        a[0] += leak
+        r = -60 + shared + rng.normal(0, 0.7, size=24)
+        audited.append(verdict(i, [float(x) for x in a]))
+        reference.append(verdict(i, [float(x) for x in r]))
+    return audited, reference
+
+
+def test_control_null_removes_natural_order() -> None:
+    audited, reference = natural_pair(2000, seed=4)
+    alone = [decide(v, exchangeable_null()).flagged for v in audited]
+    paired = control_null([(reference, "ref")])
+    with_ref = [decide(v, paired).flagged for v in audited]
+    assert np.mean(alone) > 0.12  # the exchangeable null over-flags natural order
+    assert np.mean(with_ref) < 0.04  # paired with the same item on the reference it does not
+    leaked, reference = natural_pair(500, seed=5, leak=6.0)
+    paired = control_null([(reference, "ref")])
+    assert np.mean([decide(v, paired).scenario == "a" for v in leaked]) > 0.8
+
+
+def test_several_references_and_missing_ones() -> None:
+    audited, ref1 = natural_pair(300, seed=6)
+    _, ref2 = natural_pair(300, seed=6)
+    null = control_null([(ref1, "r1"), (ref2[:200], "r2")])
+    assert null.reference_for(audited[10]) is not None and null.reference_for(audited[250]) is None
+    assert decide(audited[250], null).p_paired is None
+    assert null.to_json()["scenario_a"]["references"] == 2
 
 
 def test_self_as_control_is_no_evidence_and_leak_is_leakage() -> None:
-    rng = np.random.default_rng(5)
-    base = []
-    for i in range(300):
-        s = list(rng.normal(-50, 2, size=24))
-        s[0] += 1.5
-        base.append(verdict(i, [float(x) for x in s]))
-    assert summarize(base, control_null(base)).verdict == "no_evidence"
-    leaked = [verdict(v.id and i, [v.scores[0] + (10 if i % 2 else 0), *v.scores[1:]]) for i, v in enumerate(base)]
-    result = summarize(leaked, control_null(base))
-    assert result.verdict == "leakage" and result.p_control is not None and result.p_control < 1e-6
+    base, _ = natural_pair(300, seed=7, lift=1.5)
+    itself = summarize(base, control_null([(base, "self")]))
+    assert itself.verdict == "no_evidence" and itself.p_verdict == 1.0  # every deviation is 0
+    leaked = [verdict(i, [v.scores[0] + (10 if i % 2 else 0), *v.scores[1:]]) for i, v in enumerate(base)]
+    result = summarize(leaked, control_null([(base, "base")]))
+    assert result.verdict == "leakage" and result.p_control is not None and result.p_control < 1e-3
 
 
 def test_shared_option_lists_count_once() -> None:
@@ -101,29 +119,28 @@ def clean_items(n: int, k: int, seed: int):  # type: ignore[no-untyped-def]
 
 
 def test_every_option_count_keeps_the_stated_false_positive_rate() -> None:
-    """Thresholds per K: before, all items got the largest K's (2 options: 100% flagged, 3 options: 14%)."""
+    """Exact rank p-values per K: 2 and 6 orderings can never reach 5% (p >= 1/6), 24 flags rank 1 (1/24)."""
     items = {k: clean_items(3000, k, seed=k) for k in (2, 6, 24)}
-    null = exchangeable_null([v.n_orderings for vs in items.values() for v in vs], alpha=0.05)
+    null = exchangeable_null(alpha=0.05)
     rates = {k: float(np.mean([decide(v, null).flagged for v in vs])) for k, vs in items.items()}
-    assert rates[2] == 0.0  # two orderings: no spread to stand out from, never flagged
-    assert all(0.03 < rates[k] < 0.07 for k in (6, 24)), rates
-    assert null.thresholds(2) == (float("inf"), float("inf")) and null.thresholds(6) != null.thresholds(24)
+    assert rates[2] == 0.0 and rates[6] < 0.015  # scenario a impossible; only scenario b's 0.83% remains
+    assert 0.03 < rates[24] < 0.065, rates
     js = null.to_json()
-    assert js["thresholds_by_k"]["2"] == {"a": None, "b": None} and json.dumps(js, allow_nan=False)
+    assert js["scenario_a"]["alpha"] + js["scenario_b"]["alpha"] == 0.05 and json.dumps(js, allow_nan=False)
 
 
 def test_nothing_scored_and_too_few_to_decide_are_verdicts_of_their_own() -> None:
-    null = exchangeable_null(24)
+    null = exchangeable_null()
     assert summarize([], null).verdict == "nothing_scored"
     assert summarize([], null, n_degenerate=5).verdict == "too_few_scored"
     two = [verdict(i, [-1.0] + [-10.0] * 23) for i in range(2)]  # published on top in both, yet p >= 1/576
     s = summarize(two, null)
     assert s.verdict == "too_few_scored" and "too few items" in s.sentence
-    assert best_case_p(two, null) == 1 / 24**2
+    assert best_case_p(two, null) == pytest.approx(1 / 24**2) and best_case_p(two * 3, null) == 1 / 20_001
     three = [verdict(i, [-1.0] + [-10.0] * 23) for i in range(3)]
     assert summarize(three, null).verdict == "leakage"
     noise = clean_items(60, 2, seed=3)  # 60 two-option items: enough units to decide
-    assert summarize(noise, exchangeable_null(2)).verdict == "no_evidence"
+    assert summarize(noise, exchangeable_null()).verdict == "no_evidence"
 
 
 def test_degenerate_scores_are_recognised() -> None:

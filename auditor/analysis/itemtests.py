@@ -1,0 +1,170 @@
+"""Per-item p-values, each from a stated null, and the default item rule built on them.
+
+Scenario a (leaked in the published order):
+- "exchangeable" (no reference): the K orderings are interchangeable, so the rank of the published order,
+  ties broken at random (seeded), is uniform on 1..K whatever the score distribution:
+  p_a = rank_random / K. Exact; its floor is 1/K (4.2% for 24 orderings).
+- "paired" (with one or more clean references that scored the same item): natural-order preference
+  belongs to the item and is shared across models, so the audited model's deviation from the
+  references, d_j = z(audited)_j - mean over references of z(reference)_j (scores standardised within
+  the item, per model), is interchangeable across orderings. p_paired = rank of d_0 among the d_j / K,
+  ties at random. The default asks both: p_a = max(p_exchangeable, p_paired) (an intersection-union
+  test, valid when either null holds), so an item is flagged only when its published order is on top
+  for the audited model AND beyond what the references predict.
+
+Scenario b (leaked in another order, which the flag names): the best non-published ordering stands out
+from the others by its z-score (`outlier_score`, on d with references). The null is exchangeable
+Gaussian scores (simulated, seeded, per K): P(best is not the published order and its z >= observed).
+With references the best ordering must also be the best of the audited scores, and the p-value is the
+larger of the two (intersection-union again).
+
+The item's false-positive budget `alpha` is split: `ALPHA_B_SHARE` of it to scenario b, the rest to a.
+With the default alpha 0.05 and 24 orderings that is exactly 1/24 for a: "rank 1".
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from auditor.analysis.detector import ItemStats
+
+ALPHA_B_SHARE = 1 / 6  # of the item-level alpha; the rest goes to scenario a (0.05 * 5/6 = 1/24)
+_SIM = 100_000
+_EPS = 1e-9  # p <= alpha compares exact fractions computed in floating point (e.g. 1/24 vs 0.05 * 5/6)
+
+NULL_EXCHANGEABLE = "exchangeable orderings: rank of the published order uniform on 1..K (exact)"
+NULL_PAIRED = (
+    "paired with the reference(s): the audited model's standardised deviation from the references is"
+    " exchangeable across orderings (natural-order preference shared by the models)"
+)
+NULL_GAUSSIAN_B = "exchangeable Gaussian scores, simulated per K (seeded): z of the best non-published ordering"
+
+
+def standardised(scores: Sequence[float] | np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    x = np.asarray(scores, dtype=float)
+    sd = float(x.std(ddof=1)) if len(x) > 1 else 0.0
+    return np.zeros_like(x) if sd == 0 else (x - x.mean()) / sd
+
+
+def random_rank(values: np.ndarray[Any, Any], index: int, key: str) -> int:
+    """1 + number of values strictly above values[index], plus a seeded uniform share of the ties."""
+    above = int(np.sum(values > values[index]))
+    ties = int(np.sum(values == values[index])) - 1
+    if ties == 0:
+        return above + 1
+    digest = hashlib.sha256(key.encode()).digest()
+    return above + 1 + int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(0, ties + 1))
+
+
+def reference_scores(v: ItemStats, refs: Sequence[Mapping[str, ItemStats]]) -> np.ndarray[Any, Any] | None:
+    """The mean over references of each reference's standardised scores, in v's ordering order; None when a
+    reference lacks the item or one of its orderings (then no paired test for it)."""
+    rows = []
+    for ref in refs:
+        r = ref.get(v.id)
+        if r is None:
+            return None
+        pos = {tuple(p): i for i, p in enumerate(r.orderings)}
+        idx = [pos.get(tuple(p)) for p in v.orderings]
+        if any(i is None for i in idx):
+            return None
+        z = standardised(r.scores)
+        rows.append([z[i] for i in idx if i is not None])
+    return np.mean(np.asarray(rows), axis=0) if rows else None
+
+
+def deviation(v: ItemStats, ref: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    return np.asarray(standardised(v.scores) - ref)
+
+
+def outlier_z(values: np.ndarray[Any, Any]) -> tuple[int, float]:
+    """(index of the best, its z against the others); z = -inf when the best is the published order."""
+    best = int(np.argmax(values))
+    rest = np.delete(values, best)
+    sd = float(rest.std(ddof=1)) if len(rest) > 1 else 0.0
+    z = 0.0 if sd == 0 else (float(values[best]) - float(rest.mean())) / sd
+    return best, (-np.inf if best == 0 else z)
+
+
+@lru_cache(maxsize=16)
+def _gaussian_b_table(k: int) -> np.ndarray[Any, Any]:
+    """Sorted z of the best ordering under exchangeable Gaussian scores (-inf when the published one wins)."""
+    rng = np.random.default_rng([k, 17])
+    x = rng.normal(size=(_SIM, k))
+    best = x.argmax(axis=1)
+    srt = np.sort(x, axis=1)
+    others = srt[:, :-1]
+    z = (srt[:, -1] - others.mean(axis=1)) / others.std(axis=1, ddof=1)
+    return np.sort(np.where(best != 0, z, -np.inf))
+
+
+def p_gaussian_b(z: float, k: int) -> float:
+    """P(best is not the published order and its z >= z) under exchangeable Gaussian scores (Monte Carlo,
+    (1 + count) / (N + 1), so never 0)."""
+    if not np.isfinite(z) or k < 3:
+        return 1.0
+    table = _gaussian_b_table(k)
+    count = len(table) - int(np.searchsorted(table, z, side="left"))
+    return (1 + count) / (len(table) + 1)
+
+
+@dataclass(frozen=True)
+class ItemTest:
+    p_exchangeable: float
+    p_paired: float | None  # None without a usable reference
+    p_a: float
+    p_b: float
+    b_ordering: int  # index of the ordering scenario b names (-1: none)
+    flagged: bool
+    scenario: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"p_exchangeable": self.p_exchangeable, "p_paired": self.p_paired, "p_a": self.p_a,
+                "p_b": self.p_b, "b_ordering_index": self.b_ordering}  # fmt: skip
+
+
+def item_test(v: ItemStats, ref: np.ndarray[Any, Any] | None, alpha: float, seed: int = 0) -> ItemTest:
+    k = v.n_orderings
+    alpha_b = alpha * ALPHA_B_SHARE
+    alpha_a = alpha - alpha_b
+    p_ex = v.rank_random / k
+    s = np.asarray(v.scores, dtype=float)
+    best_s, z_s = outlier_z(s)
+    p_b = p_gaussian_b(z_s, k)
+    p_pair: float | None = None
+    if ref is not None:
+        d = deviation(v, ref)
+        p_pair = random_rank(d, 0, f"{seed}\x00paired\x00{v.id}") / k
+        best_d, z_d = outlier_z(d)
+        p_b = max(p_b, p_gaussian_b(z_d, k)) if best_d == best_s else 1.0
+    p_a = p_ex if p_pair is None else max(p_ex, p_pair)
+    if p_a <= alpha_a * (1 + _EPS):
+        return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a")
+    if p_b <= alpha_b * (1 + _EPS):
+        return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b")
+    return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None)
+
+
+def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
+    """What report.json says about where each threshold comes from."""
+    alpha_b = alpha * ALPHA_B_SHARE
+    return {
+        "alpha": alpha,
+        "scenario_a": {
+            "alpha": alpha - alpha_b,
+            "p_value": "max(p_exchangeable, p_paired)" if paired else "p_exchangeable",
+            "nulls": [NULL_EXCHANGEABLE, *([NULL_PAIRED] if paired else [])],
+            "references": n_refs,
+        },
+        "scenario_b": {
+            "alpha": alpha_b,
+            "p_value": "z of the best non-published ordering" + (" (audited and deviation: larger p)" * paired),
+            "nulls": [NULL_GAUSSIAN_B],
+        },
+    }
