@@ -147,7 +147,11 @@ def main() -> None:
         return
     ports = {k: int(v) for k, v in (p.split("=", 1) for p in args.port)}
     seed = args.canary_seed
-    canary = build_canary(3600, *(() if seed == 0 else ("--seed", str(seed), "--epochs", "3")))
+    saved = RESULTS / f"detection-{args.subset}-seed{seed}.json"
+    if args.reuse and saved.exists():  # the canary these reports were scored on, even if the build script moved on
+        canary = Path(json.loads(saved.read_text())["canary"])
+    else:
+        canary = build_canary(3600, *(() if seed == 0 else ("--seed", str(seed), "--epochs", "3")))
     runs = RUNS if seed == 0 else RUNS / f"seed{seed}"
     truth = ground_truth(canary)
     ids = subset(truth, SUBSETS[args.subset])

@@ -138,7 +138,7 @@ def real_clean(spec: str, datasets: int, n: int) -> dict[str, Any]:
 def references_sharpen(n: int = 2000, lift: float = 4.0) -> dict[str, Any]:
     """Item level, simulated: clean items and items leaked by `lift` (in score units) share a natural-order
     preference with 1 or 3 clean references (each with its own noise); the share flagged under scenario a."""
-    from auditor.analysis.verdicts import decide, paired_null
+    from auditor.analysis.verdicts import decide, control_null
 
     rng = np.random.default_rng(303)
     shared = rng.normal(0, 2, size=(n, 24))
@@ -149,7 +149,7 @@ def references_sharpen(n: int = 2000, lift: float = 4.0) -> dict[str, Any]:
     refs = [verdicts(-60 + shared + rng.normal(0, 1, size=(n, 24))) for _ in range(3)]
     out: dict[str, Any] = {"items": n, "lift": lift}
     for m in (1, 3):
-        null = paired_null([(r, f"ref{j}") for j, r in enumerate(refs[:m])])
+        null = control_null([(r, f"ref{j}") for j, r in enumerate(refs[:m])])
         fpr = np.mean([decide(v, null).scenario == "a" for v in verdicts(audited)])
         rec = np.mean([decide(v, null).scenario == "a" for v in verdicts(leaked)])
         out[f"{m} reference(s)"] = {"clean_flagged": float(fpr), "leaked_flagged": float(rec)}
