@@ -138,7 +138,7 @@ def real_clean(spec: str, datasets: int, n: int) -> dict[str, Any]:
 def references_sharpen(n: int = 2000, lift: float = 4.0) -> dict[str, Any]:
     """Item level, simulated: clean items and items leaked by `lift` (in score units) share a natural-order
     preference with 1 or 3 clean references (each with its own noise); the share flagged under scenario a."""
-    from auditor.analysis.verdicts import decide, control_null
+    from auditor.analysis.verdicts import control_null, decide
 
     rng = np.random.default_rng(303)
     shared = rng.normal(0, 2, size=(n, 24))

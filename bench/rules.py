@@ -21,7 +21,7 @@ from auditor.analysis.detector import ItemStats, stats_from_report
 from auditor.analysis.itemtests import item_test, random_rank
 from auditor.analysis.paper import isolation_scores, paper_b
 from auditor.analysis.stats import wilson_interval
-from auditor.analysis.verdicts import exchangeable_null, control_null
+from auditor.analysis.verdicts import control_null, exchangeable_null
 from bench.legacy_rules import decide_v1, thresholds
 
 PAPER_B = os.environ.get("AUDITOR_BENCH_PAPER_B", "1") == "1"  # IsolationForest: ~0.1 s per item
