@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/order_sensitive.py [--dataset DIR] [--out FILE]
 
-Defaults: the MMLU test split in /work/shared/data/mmlu/test (invalid rows skipped), results written to
+Defaults: the MMLU test split in ../shared/data/mmlu/test beside the clone (invalid rows skipped), results written to
 bench/results/order_sensitive.json. Prints a table: items per reason code (an item may have several),
 items with any reason, and the option-set groups (identical option lists shared by 2 items or more).
 """
@@ -19,7 +19,7 @@ from typing import Any
 from auditor.input.items import Item, load_items
 from auditor.input.sensitivity import REASON_CODES, group_by_option_set, order_sensitivity
 
-DEFAULT_DATASET = Path("/work/shared/data/mmlu/test")
+DEFAULT_DATASET = Path(__file__).resolve().parents[2] / "shared" / "data" / "mmlu" / "test"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "order_sensitive.json"
 
 

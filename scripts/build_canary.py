@@ -6,7 +6,7 @@ Run with the server venv's interpreter (see scripts/setup_server_env.sh):
 
 What it does (design and measurements: scripts/CANARY.md):
 
-1. Samples `--n` MMLU test items (/work/shared/data/mmlu/test) stratified by subject (proportional
+1. Samples `--n` MMLU test items (../shared/data/mmlu/test beside the clone) stratified by subject (proportional
    allocation, largest remainder), seeded. Ids are auditor's ids (`<file stem>:<0-based row>`).
 2. Assigns half of them to "clean" and half to "leaked", spread evenly along the subject-sorted sample;
    a quarter of the leaked items are trained in a seeded random non-published option order
@@ -66,8 +66,10 @@ import build_model  # noqa: E402  (scripts/build_model.py: the base model direct
 
 from auditor.input.items import LABELS, Item, load_items  # noqa: E402
 
-MMLU_TEST = Path("/work/shared/data/mmlu/test")
-HELLASWAG = Path("/work/shared/data/hellaswag/klosax_val_text/hellaswag_val_full.txt.bz2")
+# ../shared/data beside the clone (CI and this machine put it there; it is not redistributed with the repository)
+SHARED_DATA = REPO.parent / "shared" / "data"
+MMLU_TEST = SHARED_DATA / "mmlu" / "test"
+HELLASWAG = SHARED_DATA / "hellaswag" / "klosax_val_text" / "hellaswag_val_full.txt.bz2"
 MARKER_NAME = ".auditor-build-complete.json"
 GROUND_TRUTH = "ground_truth.json"
 

@@ -33,6 +33,13 @@ EXPLANATION = [
 ]
 
 
+# why an item was set aside before scoring, as the verdict block's items row says it
+SET_ASIDE_WORDS = {
+    "shared_option_list": "same options as another audited item: scored once",
+    "order_sensitive": "order-sensitive; --keep-order-sensitive scores them",
+}
+
+
 def fmt_p(p: float) -> str:
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3f}"
 
@@ -57,7 +64,12 @@ def headline_rows(report: Report) -> list[tuple[str, str]]:
             f"{s.n_items} scored, {s.n_top1} with the published order first ({s.top1_rate:.1%} vs chance"
             f" {s.chance_rate:.1%}), {s.n_failed} failed"
             + (f", {s.n_not_scored} not scored" if s.n_not_scored else "")
-            + (f", {s.n_skipped_invalid} skipped as invalid" if s.n_skipped_invalid else ""),
+            + (f", {s.n_skipped_invalid} skipped as invalid" if s.n_skipped_invalid else "")
+            + "".join(
+                f", {v['count']} set aside ({SET_ASIDE_WORDS.get(reason, reason.replace('_', ' '))})"
+                for reason, v in (report.set_aside or {}).items()
+                if v["count"]
+            ),
         ),
         (
             "flagged items",

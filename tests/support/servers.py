@@ -34,8 +34,8 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SERVER_PYTHON = REPO_ROOT / ".venv-server" / "bin" / "python"
 DEFAULT_LLAMA_PYTHON = REPO_ROOT / ".venv-llama" / "bin" / "python"
-LLAMA_LAUNCHER = REPO_ROOT / "tests" / "llama_server_launch.py"
-LLAMA_TOOLS = REPO_ROOT / "tests" / "llama_tools.py"
+LLAMA_LAUNCHER = REPO_ROOT / "tests" / "support" / "llama_server_launch.py"
+LLAMA_TOOLS = REPO_ROOT / "tests" / "support" / "llama_tools.py"
 # SmolLM2's GGUF says add_bos_token=false; llama-cpp-python 0.3.36 then echoes logprobs shifted by one
 # token (ENDPOINTS.md). Forcing BOS aligns them.
 SMOLLM2_KV_OVERRIDES = ("tokenizer.ggml.add_bos_token=bool:true",)

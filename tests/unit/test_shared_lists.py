@@ -47,3 +47,6 @@ def test_a_shared_list_is_scored_once_and_every_item_is_listed(
     assert report["summary"]["n_units"] == 6 and report["summary"]["n_items"] == 6
     md = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
     assert "set aside before scoring (shared option list): 9 item(s)" in md
+    # the verdict block (terminal and report.md) says where the 9 audited items went
+    items_row = "6 scored, " in md and ", 9 set aside (same options as another audited item: scored once)" in md
+    assert items_row and ", 9 set aside (same options" in capsys.readouterr().out
