@@ -64,9 +64,21 @@ def dumps_report(data: dict[str, Any]) -> str:
     return head.replace(marker, f'\n "items": [\n  {lines}\n ]') + "\n"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates 0600 files; a report is written with the mode any new file gets (0644 under umask 022).
+# Read once, at import: os.umask can only be read by setting it.
+FILE_MODE = 0o666 & ~_umask()
+
+
 def _atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()

@@ -57,7 +57,8 @@ def verdict_block(data: dict[str, Any]) -> str:
             else "exchangeable orderings (no control run)",
         ),
     ]
-    verdict = s["verdict"] if s["verdict"] in ("leakage", "no_evidence") else "no_evidence"
+    # too few scored / nothing scored decide nothing: grey, never the green of "no evidence"
+    verdict = s["verdict"] if s["verdict"] in ("leakage", "no_evidence") else "undecided"
     return (
         f'{partial}<section id="verdict" class="verdict {verdict}" data-verdict="{esc(s["verdict"])}">'
         '<span class="badge">'

@@ -25,7 +25,8 @@ from typing import Any
 
 CSS = """
 :root { --fg: #1f2328; --muted: #59636e; --line: #d1d9e0; --bg: #ffffff; --soft: #f6f8fa;
-        --leak: #b42318; --leak-bg: #fef3f2; --clean: #1a7f37; --clean-bg: #effaf2; --warn-bg: #fff8c5; }
+        --leak: #b42318; --leak-bg: #fef3f2; --clean: #1a7f37; --clean-bg: #effaf2; --warn-bg: #fff8c5;
+        --none: #59636e; --none-bg: #f6f8fa; }
 * { box-sizing: border-box; }
 body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
        color: var(--fg); background: var(--bg); }
@@ -38,9 +39,11 @@ nav a { margin-right: 14px; }
            margin: 18px 0; }
 .verdict.leakage { border-left-color: var(--leak); background: var(--leak-bg); }
 .verdict.no_evidence { border-left-color: var(--clean); background: var(--clean-bg); }
+.verdict.undecided { border-left-color: var(--none); background: var(--none-bg); }
 .badge { display: inline-block; font-weight: 700; font-size: 1.15em; margin-right: 10px; }
 .leakage .badge { color: var(--leak); }
 .no_evidence .badge { color: var(--clean); }
+.undecided .badge { color: var(--none); }
 .warn { background: var(--warn-bg); border: 1px solid #d4a72c; border-radius: 6px; padding: 8px 12px; }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 18px; margin: 12px 0 0; }
 dl.facts dt { color: var(--muted); }

@@ -93,7 +93,7 @@ def write_dataset(path: Path, hostile: bool = False, n: int = 16) -> Path:
 
 def audit(
     tmp_path: Path, dataset: Path, *, leak_every: int = 2, model: str = "fake-model", out: str = "run",
-    template: str = "paper", extra: Sequence[str] = (),
+    template: str = "paper", extra: Sequence[str] = (), expect_rc: int = 0,
 ) -> Path:  # fmt: skip
     items = load_items(dataset).items
     leaked = items[::leak_every] if leak_every else []
@@ -103,7 +103,7 @@ def audit(
         router.route(host="fake.test").mock(side_effect=server.handler)
         rc = main(["run", "--base-url", BASE, "--model", model, "--dataset", str(dataset), "--template", template,
                    "--out", str(tmp_path / out), "--cache", str(tmp_path / "c.sqlite"), *extra])  # fmt: skip
-    assert rc == 0
+    assert rc == expect_rc
     return tmp_path / out
 
 
@@ -163,3 +163,23 @@ def test_hostile_item_text_is_escaped_everywhere(tmp_path: Path) -> None:
     figs = figures(page)
     labels = [y for trace in figs["fig-subjects"]["data"] for y in trace["y"]]
     assert "&lt;/script&gt;&lt;img src=x onerror=alert(1)&gt;" in labels  # plotly shows entities as text
+
+
+def test_an_undecided_run_is_grey_and_reports_get_the_usual_file_mode(tmp_path: Path) -> None:
+    """Two items cannot decide anything (too_few_scored): the verdict box must not wear the green of
+    "no evidence". The reports are ordinary files (0644 under umask 022), not the 0600 of a temp file."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        out = audit(tmp_path, write_dataset(tmp_path / "ds.jsonl", n=2), leak_every=0, expect_rc=6)  # 6: no verdict
+    finally:
+        os.umask(old)
+    s = json.loads((out / "report.json").read_text(encoding="utf-8"))["summary"]
+    assert s["verdict"] == "too_few_scored"
+    _, page = parse(out / "report.html")
+    (cls,) = [a.get("class") for tag, a in page.tags if tag == "section" and a.get("id") == "verdict"]
+    assert cls == "verdict undecided"
+    for name in ("report.json", "report.md", "report.html"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
