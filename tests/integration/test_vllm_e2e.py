@@ -33,7 +33,9 @@ def test_probe_real_vllm(server_log_on_failure: VLLMServer, tmp_path: Path) -> N
 def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServer, tmp_path: Path) -> None:
     s = server_log_on_failure
     out, cache = tmp_path / "m1", tmp_path / "auditor.sqlite"
-    args = ["run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(DATA_SLICES / "mmlu" / "test"),
+    # anatomy's first 20 rows have 20 distinct option lists (items sharing a list are scored once)
+    anatomy = DATA_SLICES / "mmlu" / "test" / "anatomy_test.csv"
+    args = ["run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(anatomy),
             "--limit", "20", "--out", str(out), "--cache", str(cache)]
     before = scoring_request_count(s)
     t0 = time.monotonic()
@@ -53,7 +55,7 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
         assert 1 <= item["rank"] <= 24 and item["p_value"] == item["rank"] / 24
         assert all(-2000 < x < 0 for x in item["scores"])  # sums of real logprobs over ~10-60 tokens
         assert len(set(item["scores"])) > 12  # orderings really score differently
-    assert [it["id"] for it in report["items"]][:2] == ["abstract_algebra_test:0", "abstract_algebra_test:1"]
+    assert [it["id"] for it in report["items"]][:2] == ["anatomy_test:0", "anatomy_test:1"]
     prov = report["provenance"]
     assert prov["endpoint"]["server_version"] == "0.32.0" and prov["endpoint"]["model"] == "smollm2"
     print(f"first run: 480 prompts in {elapsed:.1f} s ({480 / elapsed:.1f} prompts/s)")

@@ -42,7 +42,7 @@ def test_token_budget_holds_on_a_real_server(server_log_on_failure: VLLMServer, 
     budget = est["tokens"] // 2
     before = served_tokens(s)
     proc = run_cli("run", *common, *audit, "--out", str(tmp_path / "r"), "--max-tokens", str(budget))
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 5, proc.stderr  # partial: the budget stopped the run (auditor --help, exit codes)
     spent = served_tokens(s) - before
     report = json.loads((tmp_path / "r" / "report.json").read_text())
     print(f"budget {budget}: server counted {spent}; report {report['budget']}")
