@@ -126,8 +126,12 @@ class HostileApp(_App):
             await self._send(writer, head.encode())
             chunk = b"[" + b"0.5," * (MB // 4)
             block = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-            while True:
+            sent = 0
+            while sent < self.size:  # then hold the connection open, sending nothing, until the client leaves
                 await self._send(writer, block)
+                sent += len(block)
+            await reader.read()
+            return False
         if self.mode == "gzip_bomb":
             data = gzip_bomb(answer, self.size)
             await self._send(writer, _response(200, data, {"content-encoding": "gzip"}))

@@ -136,8 +136,10 @@ def test_rounding_above_zero_is_accepted_and_records_know_their_problems() -> No
 
 
 async def test_responses_in_flight_share_one_ceiling() -> None:
-    with HostileServer("endless") as srv:
-        limits = ExchangeLimits(deadline=10, max_response_bytes=3 * MB, max_in_flight_bytes=4 * MB)
+    """Each answer stops at ~2.5 MB and hangs (under its own 3 MB cap), so two in flight pass the shared 4 MB
+    ceiling however the two streams are scheduled (an endless stream could reach its own cap first)."""
+    with HostileServer("endless", size=5 * MB // 2) as srv:
+        limits = ExchangeLimits(deadline=5, max_response_bytes=3 * MB, max_in_flight_bytes=4 * MB)
         async with AuditClient(exchange=limits, timeout=10) as c:
             results = await asyncio.gather(score(srv, c), score(srv, c), return_exceptions=True)
             assert c.held.now == 0  # given back whatever happened
