@@ -155,7 +155,7 @@ def test_reports_are_readable(audits: dict[str, Any]) -> None:
 
 def test_sequential_spot_check_reaches_the_full_verdict_cheaply(audits: dict[str, Any]) -> None:
     s, full = audits["spot-canary"]["sequential"], audits["spot-canary"]["full_audit"]
-    assert s["decision"] == "leakage" == audits["canary"]["summary"]["verdict"]
+    assert s["decision"] == "leakage" == audits["canary"]["summary"]["verdict"] and s["exit_code"] == 0
     assert s["tokens_spent_server"] == s["tokens_spent_ledger"] <= s["budget"]
     assert full["token_source"] == "server:/tokenize"
     assert s["share_of_full"] <= 0.10  # tokens the server counted, items in flight included
@@ -164,5 +164,6 @@ def test_sequential_spot_check_reaches_the_full_verdict_cheaply(audits: dict[str
 def test_sequential_spot_check_does_not_flag_the_clean_base_model(audits: dict[str, Any]) -> None:
     s = audits["spot-base"]["sequential"]
     assert s["decision"] != "leakage"
+    assert s["exit_code"] in (0, 6)  # decided "no evidence", or undecided when the items ran out (exit 6)
     assert s["tokens_spent_server"] == 0  # every prompt it needed was in the full audit's cache: free
     assert s["interval"]["low"] == 0.0
