@@ -143,12 +143,13 @@ def test_sigkill_at_random_points_then_resume(tmp_path: Path) -> None:
 
 
 def test_ctrl_c_writes_partial_report_and_resume_hint(dataset: Path, tmp_path: Path) -> None:
-    with FaultServer("slow,seconds=0.1") as srv:
+    with FaultServer("slow,seconds=0.25") as srv:
         out, cache = tmp_path / "int", tmp_path / "i.sqlite"
         args = run_args(srv.base_url, dataset, out, cache, "--concurrency", "1")
         proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60  # once 2 items are scored (the probe + 2 x 6 requests), not after a fixed
-        while srv.app.stats.requests < 14 and time.monotonic() < deadline:  # sleep: startup is slow on busy CPUs
+        # sleep: startup is slow on busy CPUs; 0.25 s per request leaves ~15 s to interrupt before the run ends
+        while srv.app.stats.requests < 14 and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=60)
