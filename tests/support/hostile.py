@@ -124,12 +124,13 @@ class HostileApp(_App):
         if self.mode == "endless":
             head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n"
             await self._send(writer, head.encode())
-            chunk = b"[" + b"0.5," * (MB // 4)
+            chunk = b"0.5," * (MB // 16)  # 256 KB
             block = f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n"
-            sent = 0
-            while sent < self.size:  # then hold the connection open, sending nothing, until the client leaves
-                await self._send(writer, block)
-                sent += len(block)
+            await self._send(writer, b"1\r\n[\r\n")
+            sent = 1
+            while sent + len(chunk) <= self.size:  # never past `size`; then hold the connection open, sending
+                await self._send(writer, block)  # nothing, until the client leaves
+                sent += len(chunk)
             await reader.read()
             return False
         if self.mode == "gzip_bomb":
