@@ -73,7 +73,7 @@ LOCAL = "local"
 
 
 def endpoint(
-    base_url: str | None,
+    base_url: str | Sequence[str] | None,
     *,
     model: str = "",
     provider: str = AUTO,
@@ -83,13 +83,16 @@ def endpoint(
     insecure: bool = False,
     max_response_mb: float | None = None,
 ) -> EndpointConfig:
-    """The endpoint to audit; without a base URL (provider auto or local) the model runs in this process."""
-    if base_url is None and provider in (AUTO, LOCAL):
-        provider, base_url = LOCAL, LOCAL_ENDPOINT
+    """The endpoint to audit; without a base URL (provider auto or local) the model runs in this process.
+    Several base URLs are replicas of one model (auditor/endpoint/replicas.py): one audit spread over them."""
+    urls = [base_url] if isinstance(base_url, str) else list(base_url or [])
+    if not urls and provider in (AUTO, LOCAL):
+        provider, urls = LOCAL, [LOCAL_ENDPOINT]
     key_file = None if api_key_file is None else Path(api_key_file)
-    return EndpointConfig(base_url=(base_url or "").rstrip("/"), model=model, provider=provider, timeout=timeout,
+    first, *replicas = [u.rstrip("/") for u in urls] or [""]
+    return EndpointConfig(base_url=first, model=model, provider=provider, timeout=timeout,
                           api_key_env=api_key_env, api_key_file=key_file, insecure=insecure,
-                          max_response_mb=max_response_mb)  # fmt: skip
+                          max_response_mb=max_response_mb, replicas=tuple(replicas))  # fmt: skip
 
 
 def audit_settings(

@@ -17,6 +17,7 @@
         ├── CapabilityError           the endpoint cannot give prompt logprobs at all (probe)
         │   └── ModelLoadError        an in-process model cannot be loaded (not a model, corrupt, ...)
         ├── ModelNotServed            --model names no model the server lists (said once, whatever the dialect)
+        ├── ReplicasDisagree          --base-url replicas that are not one model (description or scores differ)
         └── RetryBudgetSpent          an item's request allowance ran out before this prompt was sent
 
 Expected per-prompt failures (a server that refuses one prompt) are not exceptions at the
@@ -147,3 +148,8 @@ class RetryBudgetSpent(EndpointError):
 
 class ModelNotServed(EndpointError):
     """The server lists its models and --model is not among them: no dialect will do better."""
+
+
+class ReplicasDisagree(EndpointError):
+    """Endpoints given as replicas of one model describe themselves differently or score the same prompt
+    differently: auditing them as one would mix two models' answers in one cache and one verdict."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 from auditor.analysis.assess import METHODS
 from auditor.api import AuditOptions, audit_settings, endpoint
 from auditor.endpoint.config import EndpointConfig
+from auditor.errors import UsageError
 from auditor.run.config import AuditConfig
 from auditor.scoring.cache import DEFAULT_PATH
 from providers.base import provider_names
@@ -19,9 +20,17 @@ def endpoint_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("endpoint")
     g.add_argument(
         "--base-url",
-        action=Once,  # one endpoint per run until replicas exist: drop this line to accept several
+        action="append",
+        metavar="URL",
         help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1; leave it out to score with a model"
-        " loaded in this process (--provider local)",
+        " loaded in this process (--provider local). Repeat it for replicas of one model: one audit spread"
+        " over them, one cache",
+    )
+    g.add_argument(
+        "--replicas-file",
+        metavar="PATH",
+        type=Path,
+        help="more replicas of the model: a file of base URLs, one per line (# comments)",
     )
     g.add_argument(
         "--model",
@@ -51,18 +60,6 @@ def endpoint_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (recorded in the report)")
     g.add_argument("--cache", type=Path, default=DEFAULT_PATH, help=f"SQLite cache (default {DEFAULT_PATH})")
-
-
-class Once(argparse.Action):
-    """A flag that may be given once: a second value is an error, not silently the one used."""
-
-    def __call__(
-        self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: str | None = None
-    ) -> None:
-        old = getattr(namespace, self.dest, None)
-        if old is not None and old != self.default:
-            parser.error(f"{option} given twice ({old} and {values}): one endpoint per run")
-        setattr(namespace, self.dest, values)
 
 
 class Parser(argparse.ArgumentParser):
@@ -187,9 +184,25 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
 
 
 def endpoint_config(args: argparse.Namespace) -> EndpointConfig:
-    return endpoint(args.base_url, model=args.model, provider=args.provider, api_key_env=args.api_key_env,
+    return endpoint(base_urls(args), model=args.model, provider=args.provider, api_key_env=args.api_key_env,
                     api_key_file=args.api_key_file, timeout=args.timeout, insecure=args.insecure,
                     max_response_mb=args.max_response_mb)  # fmt: skip
+
+
+def base_urls(args: argparse.Namespace) -> list[str]:
+    """--base-url's values, then --replicas-file's lines."""
+    urls = list(args.base_url or [])
+    path: Path | None = getattr(args, "replicas_file", None)
+    if path is not None:
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"--replicas-file {path}: cannot read it ({err})") from None
+        found = [ln.split("#", 1)[0].strip() for ln in lines]
+        if not any(found):
+            raise UsageError(f"--replicas-file {path}: no URL in it (one base URL per line)")
+        urls += [u for u in found if u]
+    return urls
 
 
 def audit_config(args: argparse.Namespace) -> AuditConfig:

@@ -50,6 +50,7 @@ class EndpointConfig:
     insecure: bool = False
     max_response_mb: float | None = None  # None: sized from each request (providers/http.py)
     url_auth: tuple[str, str] | None = field(default=None, repr=False, compare=False)
+    replicas: tuple[str, ...] = ()  # more base URLs serving the same model (auditor/endpoint/replicas.py)
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.timeout) and self.timeout > 0):
@@ -67,6 +68,26 @@ class EndpointConfig:
         if auth is not None:
             object.__setattr__(self, "base_url", base)
             object.__setattr__(self, "url_auth", auth)
+        self._check_replicas()
+
+    def _check_replicas(self) -> None:
+        if not self.replicas:
+            return
+        if self.provider == "local":
+            raise UsageError("--provider local scores in this process: replicas (several --base-url) are endpoints")
+        for url in self.replicas:
+            check_base_url(url)
+            if split_url_credentials(url)[1] is not None:
+                raise UsageError("replicas share one key: give it with --api-key-env/--api-key-file, not in a URL")
+        seen = [u.rstrip("/") for u in self.urls]
+        twice = sorted({u for u in seen if seen.count(u) > 1})
+        if twice:
+            raise UsageError(f"--base-url {twice[0]} given twice: each replica once")
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """Every base URL of this endpoint: the first, then its replicas."""
+        return (self.base_url, *self.replicas)
 
     @property
     def exchange(self) -> ExchangeLimits:

@@ -25,6 +25,7 @@ from auditor.endpoint.config import (
     prompt_keys,
     server_bounds,
 )
+from auditor.endpoint.replicas import ReplicaSet, agree, replica_set
 from auditor.errors import AuditorError, BudgetExceeded
 from auditor.input.export import export_clean
 from auditor.report.build import build_report, write_report
@@ -49,9 +50,10 @@ from auditor.scoring.scheduler import (
     byte_bounds,
 )
 from auditor.scoring.turns import EndpointTurn
-from providers.base import EndpointInfo, provider_class
+from providers.base import EndpointInfo, Provider, provider_class
 
 T = TypeVar("T")
+CROSS_CHECK_PROMPTS = 2  # of the first item's prompts, scored on every replica before the run
 
 
 @dataclass
@@ -87,18 +89,26 @@ async def run_audit(
             info = probed.info
             if cfg.out is not None:
                 check_model(cfg.out, existing, info.model, force=cfg.force)
-            provider = provider_class(probed.provider)(
+            provider: Provider = provider_class(probed.provider)(
                 client,
                 base_url=ep.base_url,
                 model=info.model,
                 max_tokens=probed.max_tokens,
                 batch_size=cfg.batch_size,
             )
+            if ep.replicas:
+                building = replica_set(client, cache, ep, (probed, provider), concurrency=cfg.concurrency,
+                                       batch_size=cfg.batch_size, on_down=on_notice)  # fmt: skip
+                provider = await _within(budget, "probing the replicas", building)
             params, keys = prompt_keys(provider, info, plan.scored(), insecure=ep.insecure)
             tasks = [
                 [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
                 for ks, rows in zip(keys, plan.scored(), strict=True)
             ]
+            checked = 0
+            if isinstance(provider, ReplicaSet) and tasks:
+                checking = agree(provider, tasks[0][:CROSS_CHECK_PROMPTS], cache)
+                checked = await _within(budget, "cross-checking the replicas", checking)
             watcher = (
                 _SequentialWatcher(plan, SequentialTest(cfg.alpha, cfg.tolerance), cfg) if cfg.sequential else None
             )
@@ -106,7 +116,7 @@ async def run_audit(
             scheduler = Scheduler(
                 provider,
                 cache,
-                concurrency=cfg.concurrency,
+                concurrency=cfg.concurrency * len(ep.urls),
                 batch_size=cfg.batch_size,
                 policy=RetryPolicy(attempts=cfg.attempts, retry_unreachable=True),  # it answered the probe
                 on_prompt_done=on_progress,
@@ -117,6 +127,7 @@ async def run_audit(
                 generated_per_prompt=provider.generated_per_prompt(),
                 on_item_done=watcher.item_done if watcher is not None else None,
             )
+            scheduler.stats.requests += checked
             if on_start is not None:
                 on_start(plan.n_prompts)
             interrupted = False
@@ -140,6 +151,8 @@ async def run_audit(
         scored_not_used = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
         first, last = cache.created_at([t.key for rows in tasks for t in rows])
         provenance = _provenance(cfg, plan, info, params, (first, last))
+        if isinstance(provider, ReplicaSet):
+            provenance["endpoint"]["replicas"] = provider.shares()
         assessment = assess(
             judged.stats,
             plan.candidates,  # all selected items: group sizes count those sharing a list and not scored
@@ -197,7 +210,7 @@ async def _turn(
     cfg: AuditConfig, budget: Budget | None, on_notice: Callable[[str], None] | None
 ) -> AsyncIterator[None]:
     """This run's turn on the cache for its endpoint (auditor/scoring/turns.py), waited for within --max-time."""
-    turn = EndpointTurn(cfg.cache_path, cfg.endpoint.base_url)
+    turn = EndpointTurn(cfg.cache_path, " ".join(cfg.endpoint.urls))
 
     def waiting(holder: str) -> None:
         if on_notice is not None:

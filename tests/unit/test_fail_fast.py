@@ -61,10 +61,12 @@ def test_wrong_model_is_said_once(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert err.count("is not served here") == 1 and "fake-model" in err
 
 
-def test_repeated_base_url_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+def test_two_base_urls_are_replicas_for_run_but_an_error_for_probe(capsys: pytest.CaptureFixture[str]) -> None:
+    """Never silently the last one: `run` takes them as replicas of one model (tests/unit/test_replicas.py),
+    `probe` checks one endpoint and says so in one line."""
     assert main(["probe", "--base-url", "http://a.test/v1", "--base-url", "http://b.test/v1"]) == 2
     err = capsys.readouterr().err
-    assert "--base-url given twice" in err and len(err.strip().splitlines()) == 1
+    assert "probe checks one endpoint" in err and len(err.strip().splitlines()) == 1
 
 
 async def test_unreachable_is_retried_only_where_the_server_answered_before() -> None:
