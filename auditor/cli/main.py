@@ -20,6 +20,7 @@ from auditor.cli.codes import EXIT_CODES_HELP, ExitCode
 from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
 from auditor.cli.demo import demo_command, demo_options
+from auditor.cli.grid import grid_command, grid_parser
 from auditor.cli.options import Parser, audit_options, endpoint_config, endpoint_options
 from auditor.cli.plan import plan_command, plan_options
 from auditor.cli.probe import probe_command
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     command("datasets", "list the benchmark samples shipped with auditor (--dataset NAME)")
     plan_options(command("plan", "items and tokens needed to detect a leaked fraction, before anything is spent"))
     compare_parser(sub)
+    grid_parser(sub)
 
     demo = sub.add_parser("demo", help="a real audit in ~3 minutes: the small embedded model, in this process, on MMLU")
     demo_options(demo)
@@ -115,7 +117,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command,
                     "plan": plan_command}  # fmt: skip
-        command = {**commands, "compare": compare_command}.get(args.command, datasets_command)
+        command = {**commands, "compare": compare_command, "grid": grid_command}.get(args.command, datasets_command)
         return int(asyncio.run(_terminable(command(args), terminated)))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
