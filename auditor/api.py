@@ -127,7 +127,7 @@ def audit_settings(
 
 
 async def audit(
-    base_url: str | None,
+    base_url: str | Sequence[str] | None,
     dataset: str | Path,
     *,
     model: str = "",
@@ -141,8 +141,8 @@ async def audit(
     max_response_mb: float | None = None,
     **options: Unpack[AuditOptions],
 ) -> Report:
-    """Audit the model at `base_url` (None: a model loaded in this process, provider "local") on `dataset`
-    (a path, or a bundled name such as "mmlu"); returns the report."""
+    """Audit the model at `base_url` (None: a model loaded in this process, provider "local"; several URLs:
+    replicas of one model) on `dataset` (a path, or a bundled name such as "mmlu"); returns the report."""
     ep = endpoint(base_url, model=model, provider=provider, api_key_env=api_key_env, api_key_file=api_key_file,
                   timeout=timeout, insecure=insecure, max_response_mb=max_response_mb)  # fmt: skip
     outcome = await run_audit(audit_settings(ep, dataset, out=out, cache=cache, **options))
