@@ -152,7 +152,7 @@ async def run_on_ray(plan: GridPlan, out: Path, cache: Path, *, fail_on_leak: bo
                 seed = start.read_bytes()
             cell = {"plan": plan, "model": m, "benchmark": b, "caps": cap, "fail_on_leak": fail_on_leak}
             refs.append(task.remote(cell, seed))
-        answers = await asyncio.to_thread(ray.get, refs)  # also under Ray Client (ray://), whose refs are not awaitable
+        answers = await asyncio.to_thread(ray.get, refs)  # the one call every Ray mode has (Ray Client included)
     finally:
         ray.shutdown()
     results, paths = [], []
