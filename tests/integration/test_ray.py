@@ -22,7 +22,9 @@ from tests.unit.test_grid import PLAN
 pytestmark = pytest.mark.ray
 
 RAY = Path(sys.executable).parent / "ray"
-ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+# A throwaway cluster on 127.0.0.1: without Ray's token authentication, which a cluster may require (its token
+# handed to every client; docs/grid.md). The tier connected without it here; this keeps it so on any machine.
+ENV = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +34,12 @@ def cluster() -> Iterator[str]:
     address = f"127.0.0.1:{find_free_port()}"
     start = [str(RAY), "start", "--num-cpus=1", "--disable-usage-stats"]
     try:
-        subprocess.run([*start, "--head", f"--port={address.split(':')[1]}", "--include-dashboard=false"],
-                       env=ENV, check=True, capture_output=True, timeout=180)  # fmt: skip
-        subprocess.run([*start, f"--address={address}"], env=ENV, check=True, capture_output=True, timeout=180)
+        for extra in (["--head", f"--port={address.split(':')[1]}", "--include-dashboard=false"],
+                      [f"--address={address}"]):  # fmt: skip
+            proc = subprocess.run([*start, *extra], env=ENV, capture_output=True, text=True, timeout=180)
+            if proc.returncode != 0:
+                pytest.fail(f"ray start {' '.join(extra)}: exit {proc.returncode}\n{proc.stdout[-2000:]}"
+                            f"\n{proc.stderr[-3000:]}")  # fmt: skip
         yield address
     finally:
         subprocess.run([str(RAY), "stop", "--force"], env=ENV, capture_output=True, timeout=120)
