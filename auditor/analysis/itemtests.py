@@ -71,12 +71,13 @@ def random_rank(values: np.ndarray[Any, Any], index: int, key: str) -> int:
     return above + 1 + int(np.random.default_rng(int.from_bytes(digest[:8], "little")).integers(0, ties + 1))
 
 
-def reference_scores(
-    v: ItemStats, refs: Sequence[Mapping[str, ItemStats]], *, raw: bool = False
-) -> np.ndarray[Any, Any] | None:
-    """The mean over references of each reference's standardised scores (`raw`: scores in nats), in v's
-    ordering order; None when a reference lacks the item or one of its orderings (then no paired test)."""
-    rows = []
+def reference_means(
+    v: ItemStats, refs: Sequence[Mapping[str, ItemStats]]
+) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None:
+    """The mean over references of each reference's standardised scores and of its scores in nats, both in
+    v's ordering order (one pass); None when a reference lacks the item or one of its orderings (then no
+    paired test for it)."""
+    z_rows, raw_rows = [], []
     for ref in refs:
         r = ref.get(v.id)
         if r is None:
@@ -85,9 +86,20 @@ def reference_scores(
         idx = [pos.get(tuple(p)) for p in v.orderings]
         if any(i is None for i in idx):
             return None
-        z = np.asarray(r.scores, dtype=float) if raw else standardised(r.scores)
-        rows.append([z[i] for i in idx if i is not None])
-    return np.mean(np.asarray(rows), axis=0) if rows else None
+        order = [i for i in idx if i is not None]
+        z_rows.append(standardised(r.scores)[order])
+        raw_rows.append(np.asarray(r.scores, dtype=float)[order])
+    if not z_rows:
+        return None
+    return np.mean(np.asarray(z_rows), axis=0), np.mean(np.asarray(raw_rows), axis=0)
+
+
+def reference_scores(
+    v: ItemStats, refs: Sequence[Mapping[str, ItemStats]], *, raw: bool = False
+) -> np.ndarray[Any, Any] | None:
+    """`reference_means`' standardised part (`raw`: the part in nats)."""
+    means = reference_means(v, refs)
+    return None if means is None else means[1 if raw else 0]
 
 
 def deviation(v: ItemStats, ref: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

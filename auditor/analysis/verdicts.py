@@ -32,7 +32,14 @@ import numpy as np
 
 from auditor.analysis.combined import DRAWS, PermutationTest, permutation_test
 from auditor.analysis.detector import ItemStats
-from auditor.analysis.itemtests import ItemTest, deviation, item_test, null_description, reference_scores
+from auditor.analysis.itemtests import (
+    ItemTest,
+    deviation,
+    item_test,
+    null_description,
+    reference_means,
+    reference_scores,
+)
 from auditor.analysis.stats import benjamini_hochberg, leaked_fraction, poisson_binomial_sf, rank_sum_p_value
 from auditor.input.sensitivity import representative
 
@@ -78,7 +85,9 @@ def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: f
 
 
 def decide(v: ItemStats, null: Null, seed: int = 0) -> ItemTest:
-    return item_test(v, null.reference_for(v), null.alpha, seed, raw_ref=null.reference_for(v, raw=True))
+    means = reference_means(v, null.references) if null.references else None
+    ref, raw = means if means is not None else (None, None)
+    return item_test(v, ref, null.alpha, seed, raw_ref=raw)
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:
