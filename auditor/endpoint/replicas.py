@@ -125,7 +125,7 @@ class ReplicaSet(Provider):
         try:
             records = await replica.provider.score(prompts)
         except (TransportError, HTTPStatusError) as err:
-            await self._failed(replica, err, generation)
+            self._failed(replica, err, generation)  # waiters are woken below, with the slot given back
             raise
         finally:
             async with self._cond:
@@ -167,7 +167,7 @@ class ReplicaSet(Provider):
         due = [self.revive_after - (now - (r.down_since or now)) for r in down]
         return None, max(0.05, min(due)) if due else None
 
-    async def _failed(self, replica: Replica, err: Exception, generation: int) -> None:
+    def _failed(self, replica: Replica, err: Exception, generation: int) -> None:
         replica.failures += 1
         if isinstance(err, HTTPStatusError):
             if err.status in (429, 503):
@@ -186,8 +186,6 @@ class ReplicaSet(Provider):
                              f"its requests go to the {live} other(s)")  # fmt: skip
         elif replica.down_since is not None:
             replica.down_since = time.monotonic()  # a failed trial: wait again
-        async with self._cond:
-            self._cond.notify_all()
 
 
 def check_same_model(infos: Sequence[EndpointInfo], dialects: Sequence[str]) -> None:
