@@ -53,9 +53,8 @@ def merge_into(main: Path, shards: Sequence[Path]) -> dict[str, int]:
                 before = _counts(db)
                 db.execute("INSERT OR IGNORE INTO scores SELECT * FROM shard.scores")
                 db.execute("INSERT OR REPLACE INTO probes SELECT * FROM shard.probes")
-                db.execute("INSERT OR IGNORE INTO failures SELECT * FROM shard.failures"
-                           " WHERE key NOT IN (SELECT key FROM scores)")  # fmt: skip
-                db.execute("DELETE FROM failures WHERE key IN (SELECT key FROM scores)")
+                db.execute("INSERT OR IGNORE INTO failures SELECT * FROM shard.failures")
+                db.execute("DELETE FROM failures WHERE key IN (SELECT key FROM scores)")  # a score wins
                 db.commit()
                 for table, n in _counts(db).items():
                     added[table] += max(0, n - before[table]) if table != "probes" else 0
