@@ -45,7 +45,7 @@ async def grid_command(args: argparse.Namespace) -> int:
     on_ray = args.ray or bool(os.environ.get("RAY_ADDRESS"))
     run = run_on_ray if on_ray else run_here
     results = await run(plan, args.out, args.cache, fail_on_leak=args.fail_on_leak)
-    paths = leaderboard(args.out, results)
+    board, paths = leaderboard(args.out, results)
     if args.json:
         print(json.dumps({"cells": [asdict(r) for r in results], "leaderboard": [str(p) for p in paths],
                           "exit_code": grid_code(results)}, indent=1))  # fmt: skip
@@ -57,8 +57,7 @@ async def grid_command(args: argparse.Namespace) -> int:
         verdict = r.verdict or f"error: {r.error}"
         print(f"| {r.model} | {r.benchmark} | {r.exit_code} | {verdict} | {r.tokens} | {r.requests} | {r.cached}"
               f" | {r.seconds:.1f} | {where} |")  # fmt: skip
-    if paths:
-        board = json.loads((args.out / "compare.json").read_text())
+    if board is not None:
         print("\n" + to_markdown(board), end="")
         print("written: " + ", ".join(str(p) for p in paths))
     return grid_code(results)

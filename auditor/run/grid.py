@@ -169,9 +169,10 @@ async def run_on_ray(plan: GridPlan, out: Path, cache: Path, *, fail_on_leak: bo
     return results
 
 
-def leaderboard(out: Path, results: list[CellResult]) -> list[Path]:
-    """compare.{md,json,csv,html} in `out` from the cells that wrote a report."""
+def leaderboard(out: Path, results: list[CellResult]) -> tuple[dict[str, Any] | None, list[Path]]:
+    """The leaderboard of the cells that wrote a report, and the compare.{md,json,csv,html} written in `out`."""
     runs = [str(out / r.model / r.benchmark) for r in results if (out / r.model / r.benchmark / "report.json").exists()]
     if not runs:
-        return []
-    return write_board(compare([load_run(p) for p in find_runs(runs)]), out)
+        return None, []
+    board = compare([load_run(p) for p in find_runs(runs)])
+    return board, write_board(board, out)
