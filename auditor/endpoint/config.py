@@ -184,7 +184,15 @@ def server_bounds(provider: Provider) -> Callable[[Sequence[str]], Any]:
 def prompt_keys(
     provider: Provider, info: EndpointInfo, rendered: Sequence[Sequence[Rendered]], *, insecure: bool = False
 ) -> tuple[dict[str, Any], list[list[str]]]:
-    """The scoring parameters that identify an answer, and every rendered prompt's cache key.
+    """The scoring parameters that identify an answer, and every rendered prompt's cache key."""
+    params, key = prompt_key(provider, info, insecure=insecure)
+    return params, [[key(r.text) for r in rows] for rows in rendered]
+
+
+def prompt_key(
+    provider: Provider, info: EndpointInfo, *, insecure: bool = False
+) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """The scoring parameters that identify an answer, and the function giving a prompt's cache key.
 
     What the server says it loaded (vLLM: the weights' path) joins the parameters, so a different
     checkpoint served under the same name and port never reuses another's scores; so does the TLS mode:
@@ -193,5 +201,4 @@ def prompt_keys(
     if insecure:
         params["tls_verified"] = False
     endpoint, model = provider.identity(info)
-    key = key_maker(endpoint=endpoint, model=model, params=params)  # cache_key's keys, the fixed part built once
-    return params, [[key(r.text) for r in rows] for rows in rendered]
+    return params, key_maker(endpoint=endpoint, model=model, params=params)  # the fixed part built once

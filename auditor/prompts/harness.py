@@ -55,6 +55,11 @@ def cloze_context(item: Item) -> str:
     return f"Question: {item.question.strip()}\nAnswer:"
 
 
+def harness_count(item: Item) -> int:
+    """len(harness_prompts(item).all()), without rendering them."""
+    return 2 * len(item.options)
+
+
 def harness_prompts(item: Item) -> HarnessPrompts:
     letter, cloze = letter_context(item), cloze_context(item)
     return HarnessPrompts(

@@ -5,15 +5,16 @@ protocol, the budget and how it ended, the sequential test, and the items that w
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from auditor.analysis.sequential import SequentialTest
 from auditor.report.model import FullProtocol, NotScoredItem, NotScoredSection, Spend
 from auditor.run.config import AuditConfig
+from auditor.run.digest import ItemDone
 from auditor.run.plan import Plan
 from auditor.scoring.budget import Budget, byte_upper_bound
-from auditor.scoring.scheduler import PromptResult
 
 
 @dataclass(frozen=True)
@@ -30,20 +31,16 @@ class Sections:
 def extra_sections(
     plan: Plan,
     cfg: AuditConfig,
-    results: list[list[PromptResult]],
+    done: Sequence[ItemDone],
     not_scored: list[NotScoredItem],
     budget: Budget | None,
     seq: SequentialTest | None,
 ) -> Sections:
     """report.json sections beyond the verdicts: what was spent against the full protocol, budgets,
-    the sequential test, and what was not scored. Only scores (not this run's traffic) enter them, so a
-    re-run from the cache writes the same report."""
-    scored = plan.scored()  # with --accuracy, each item's harness prompts follow its orderings
-    budget_results, results = results, [res[: len(rows)] for rows, res in zip(plan.rendered, results, strict=False)]
-    records = [r.record for res in results for r in res if r.record is not None]
-    tokens = sum(r.prompt_tokens if r.prompt_tokens is not None else len(r.tokens) for r in records)
-    nbytes = sum(len(rend.text.encode()) for rows, res in zip(plan.rendered[: len(results)], results, strict=True)
-                 for rend, r in zip(rows, res, strict=True) if r.record is not None)  # fmt: skip
+    the sequential test, and what was not scored. `done[i]` is item i's digest (those the run used).
+    Only scores (not this run's traffic) enter them, so a re-run from the cache writes the same report."""
+    tokens = sum(d.tokens for d in done)
+    nbytes = sum(d.text_bytes for d in done)
     per_byte = tokens / nbytes if nbytes else None
     full_prompts = plan.full_protocol_prompts(cfg.max_orderings)
     full_tokens = None
@@ -55,7 +52,7 @@ def extra_sections(
             for b, it in zip(identity_bytes, plan.candidates, strict=True)
         ))  # fmt: skip
     spend = Spend(
-        prompts_used=len(records),
+        prompts_used=sum(d.scored for d in done),
         prompt_tokens_used=tokens,
         full_protocol=FullProtocol(len(plan.candidates), "all", full_prompts, full_tokens),
         share_of_full_protocol=tokens / full_tokens if full_tokens else None,
@@ -66,22 +63,20 @@ def extra_sections(
     sequential = {**seq.to_json(), "items_available": len(plan.items)} if seq is not None else None
     section = None
     if budget is not None:
-        remaining = [rows for rows, res in zip(scored[: len(results)], budget_results, strict=True)
-                     if any(r.record is None for r in res)]  # fmt: skip
-        remaining += scored[len(results) :] if seq is None else []
+        remaining = [i for i, d in enumerate(done) if not d.complete]
+        remaining += list(range(len(done), len(plan.items))) if seq is None else []
+        scored = plan.scored()  # with --accuracy, each item's harness prompts follow its orderings
         cap, _ = budget.limits.token_cap()
         spent = budget.spent_tokens + budget.charged_tokens
-        scored_items = sum(all(r.record is not None for r in res) for res in budget_results)
-        all_tokens = sum(r.record.prompt_tokens if r.record.prompt_tokens is not None else len(r.record.tokens)
-                         for res in budget_results for r in res if r.record is not None)  # fmt: skip
-        per_item = all_tokens / scored_items if scored_items else None
+        scored_items = sum(d.complete for d in done)
+        per_item = sum(d.all_tokens for d in done) / scored_items if scored_items else None
         left = None if cap is None else max(0, cap - spent)
         section = {
             **budget.to_json(),
             "to_finish": {
                 "items": len(remaining),
-                "prompts": sum(len(rows) for rows in remaining),
-                "tokens_upper_bound": sum(byte_upper_bound(r.text) for rows in remaining for r in rows),
+                "prompts": sum(len(scored[i]) for i in remaining),
+                "tokens_upper_bound": sum(byte_upper_bound(r.text) for i in remaining for r in scored[i]),
                 "tokens_estimate": None if per_item is None else round(per_item * len(remaining)),
             },
             "left": {

@@ -7,7 +7,7 @@ a callback so the CLI can draw a bar.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -16,26 +16,27 @@ from typing import Any, TypeVar
 
 from auditor import __version__
 from auditor.analysis.assess import assess
-from auditor.analysis.detector import ItemFailure, ItemStats, degenerate_reason, min_k_prob, span_score
+from auditor.analysis.detector import ItemStats
 from auditor.analysis.sequential import SequentialTest
 from auditor.endpoint.config import (
     endpoint_secrets,
     http_client,
     probe_endpoint,
-    prompt_keys,
+    prompt_key,
     server_bounds,
 )
 from auditor.endpoint.replicas import ReplicaSet, agree, replica_set
-from auditor.errors import AuditorError, BudgetExceeded
+from auditor.errors import BudgetExceeded
 from auditor.input.export import export_clean
 from auditor.report.build import build_report, write_report
-from auditor.report.model import Degenerate, NotScoredItem, Report, to_json
+from auditor.report.model import Report, to_json
 from auditor.report.results_db import record_run
 from auditor.report.spend import extra_sections
 from auditor.run.config import AuditConfig
+from auditor.run.digest import ItemDone, digest, judge
 from auditor.run.impact import accuracy_from
 from auditor.run.outputs import check_model, check_out
-from auditor.run.plan import Plan, dataset_sha256, plan_audit
+from auditor.run.plan import Lazy, Plan, dataset_sha256, plan_audit
 from auditor.scoring.budget import Budget
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.retry import RetryPolicy
@@ -100,19 +101,15 @@ async def run_audit(
                 building = replica_set(client, cache, ep, (probed, provider), concurrency=cfg.concurrency,
                                        batch_size=cfg.batch_size, on_down=on_notice)  # fmt: skip
                 provider = await _within(budget, "probing the replicas", building)
-            params, keys = prompt_keys(provider, info, plan.scored(), insecure=ep.insecure)
-            tasks = [
-                [PromptTask(k, r.text) for k, r in zip(ks, rows, strict=True)]
-                for ks, rows in zip(keys, plan.scored(), strict=True)
-            ]
+            params, key = prompt_key(provider, info, insecure=ep.insecure)
+            scored = plan.scored()
+            tasks = Lazy(lambda i: [PromptTask(key(r.text), r.text) for r in scored[i]], len(plan.items))
             checked = 0
             if isinstance(provider, ReplicaSet) and tasks:
                 checking = agree(provider, tasks[0][:CROSS_CHECK_PROMPTS], cache)
                 checked = await _within(budget, "cross-checking the replicas", checking)
-            watcher = (
-                _SequentialWatcher(plan, SequentialTest(cfg.alpha, cfg.tolerance), cfg) if cfg.sequential else None
-            )
-            seq = watcher.seq if watcher is not None else None
+            collector = _Collector(plan, cfg, cache, tasks)
+            seq = collector.seq
             scheduler = Scheduler(
                 provider,
                 cache,
@@ -125,7 +122,6 @@ async def run_audit(
                 budget=budget,
                 bounds=server_bounds(provider) if budget is not None and cfg.limits.token_cap()[0] else byte_bounds,
                 generated_per_prompt=provider.generated_per_prompt(),
-                on_item_done=watcher.item_done if watcher is not None else None,
             )
             scheduler.stats.requests += checked
             if on_start is not None:
@@ -134,22 +130,21 @@ async def run_audit(
             try:
                 left = budget.time_left() if budget is not None else None
                 async with asyncio.timeout(None if left is None else max(0.0, left)):
-                    results = await scheduler.run(tasks)
+                    await scheduler.stream(tasks, collector.item_done)
             except TimeoutError:  # --max-time: what is in flight was cancelled (and charged)
                 assert budget is not None
                 budget.end("time")
-                stop = Stop(NotScored.TIME, f"budget: --max-time {cfg.limits.seconds:g} s reached")
-                results = _from_cache(cache, tasks, stop)
+                collector.from_cache(Stop(NotScored.TIME, f"budget: --max-time {cfg.limits.seconds:g} s reached"))
             except asyncio.CancelledError:  # Ctrl-C: report what landed, then let the interrupt through
                 interrupted = True
-                results = _from_cache(cache, tasks, Stop(NotScored.INTERRUPTED, "run interrupted"))
+                collector.from_cache(Stop(NotScored.INTERRUPTED, "run interrupted"))
         if budget is not None:
             budget.close_all_reserved()
-        used = watcher.used if watcher is not None and watcher.seq.decision else len(plan.items)
-        paper = cfg.method.is_paper
-        judged = _judge(plan, results[:used], cfg.seed, cfg.max_orderings, paper=paper)
-        scored_not_used = sum(any(r.record is not None and not r.cached for r in res) for res in results[used:])
-        first, last = cache.created_at([t.key for rows in tasks for t in rows])
+        done = collector.finished()
+        used = collector.used if seq is not None and seq.decision else len(plan.items)
+        judged = judge(plan, done[:used])
+        scored_not_used = sum(d.fresh for d in done[used:])
+        first, last = _span(d.times for d in done)
         provenance = _provenance(cfg, plan, info, params, (first, last))
         if isinstance(provider, ReplicaSet):
             provenance["endpoint"]["replicas"] = provider.shares()
@@ -172,12 +167,12 @@ async def run_audit(
             skipped=plan.load.skipped,
             stopped_by=stopped_by,
             assessment=assessment,
-            sections=extra_sections(plan, cfg, results[:used], judged.not_scored, budget, seq),
+            sections=extra_sections(plan, cfg, done[:used], judged.not_scored, budget, seq),
             texts={it.id: it for it in plan.items},
             degenerate=judged.degenerate,
         )
         if cfg.accuracy:
-            report = replace(report, accuracy=accuracy_from(plan, results[:used], judged.stats, assessment))
+            report = replace(report, accuracy=accuracy_from(plan, done[:used], judged.stats, assessment))
         paths = write_report(report, cfg.out) if cfg.out is not None else []
         data = to_json(report)
         if cfg.export_clean is not None:
@@ -224,26 +219,51 @@ async def _turn(
         turn.release()
 
 
-class _SequentialWatcher:
-    """Feeds finished items to the sequential test in scoring order (so the stopping point does not depend
-    on which request happens to come back first) and stops dispatching once the test decides."""
+class _Collector:
+    """Each item's digest as it finishes (auditor/run/digest.py; its records are dropped then), and the
+    sequential test fed in scoring order (so the stopping point does not depend on which request happens
+    to come back first), which stops dispatching once it decides."""
 
-    def __init__(self, plan: Plan, seq: SequentialTest, cfg: AuditConfig) -> None:
-        self.plan, self.seq, self.cfg = plan, seq, cfg
-        self.done: dict[int, list[PromptResult]] = {}
-        self.used = 0  # items consumed by the test, a prefix of the scoring order
+    def __init__(self, plan: Plan, cfg: AuditConfig, cache: ScoreCache, tasks: Sequence[list[PromptTask]]) -> None:
+        self.plan, self.cfg, self.cache, self.tasks = plan, cfg, cache, tasks
+        self.done: list[ItemDone | None] = [None] * len(plan.items)
+        self.seq = SequentialTest(cfg.alpha, cfg.tolerance) if cfg.sequential else None
+        self.used = 0  # items consumed by the sequential test, a prefix of the scoring order
 
     def item_done(self, i: int, results: list[PromptResult]) -> Stop | None:
-        self.done[i] = results
-        while self.used in self.done and self.seq.decision is None:
-            outcome = _judge_one(self.plan, self.used, self.done.pop(self.used), self.cfg.seed,
-                                 self.cfg.max_orderings, paper=self.cfg.method.is_paper)  # fmt: skip
+        times = self.cache.take_times([t.key for t in self.tasks[i]])
+        cfg = self.cfg
+        self.done[i] = digest(self.plan, i, results, seed=cfg.seed, max_orderings=cfg.max_orderings,
+                              paper=cfg.method.is_paper, times=times)  # fmt: skip
+        seq = self.seq
+        if seq is None:
+            return None
+        while self.used < len(self.done) and seq.decision is None:
+            d = self.done[self.used]
+            if d is None:
+                break
             self.used += 1
-            if isinstance(outcome, ItemStats):
-                self.seq.update(outcome.n_orderings, outcome.rank_random == 1)
-        if self.seq.decision is not None:
-            return Stop(NotScored.DECIDED, f"sequential test decided '{self.seq.decision}' after {self.seq.n} items")
+            if isinstance(d.outcome, ItemStats):
+                seq.update(d.outcome.n_orderings, d.outcome.rank_random == 1)
+        if seq.decision is not None:
+            return Stop(NotScored.DECIDED, f"sequential test decided '{seq.decision}' after {seq.n} items")
         return None
+
+    def from_cache(self, stop: Stop) -> None:
+        """The run stopped (time, Ctrl-C): the items not finished, from what landed in the cache; the
+        rest of their prompts are marked not scored."""
+        for i, d in enumerate(self.done):
+            if d is None:
+                tasks = self.tasks[i]
+                found = self.cache.get_many([t.key for t in tasks])
+                res = [PromptResult(found[t.key], cached=True) if t.key in found else stop.result() for t in tasks]
+                self.item_done(i, res)
+
+    def finished(self) -> list[ItemDone]:
+        missing = [i for i, d in enumerate(self.done) if d is None]
+        if missing:
+            raise AssertionError(f"items {missing[:5]} were never handed back by the scheduler")
+        return [d for d in self.done if d is not None]
 
 
 class AuditInterrupted(Exception):
@@ -252,18 +272,6 @@ class AuditInterrupted(Exception):
     def __init__(self, outcome: AuditOutcome) -> None:
         self.outcome = outcome
         super().__init__("interrupted")
-
-
-def _from_cache(cache: ScoreCache, tasks: list[list[PromptTask]], stop: Stop) -> list[list[PromptResult]]:
-    """Whatever landed before the run stopped, as results; the rest is marked not scored."""
-    out = []
-    for rows in tasks:
-        res = []
-        for t in rows:
-            record = cache.get(t.key)
-            res.append(PromptResult(record, cached=True) if record else stop.result())
-        out.append(res)
-    return out
 
 
 def _provenance(
@@ -285,8 +293,12 @@ def _provenance(
         "dataset": {
             "path": str(cfg.dataset),
             "description": plan.description,
-            "bundled": None if plan.bundled is None else {
-                "name": plan.bundled.name, "source": plan.bundled.source, "licence": plan.bundled.licence,
+            "bundled": None
+            if plan.bundled is None
+            else {
+                "name": plan.bundled.name,
+                "source": plan.bundled.source,
+                "licence": plan.bundled.licence,
                 "items_sha256": plan.bundled.meta["items_sha256"],
             },
             "sha256": dataset_sha256(plan.load.files, plan.path),
@@ -311,49 +323,9 @@ def _provenance(
     }
 
 
-def _judge_one(
-    plan: Plan, i: int, res: list[PromptResult], seed: int, max_orderings: int, paper: bool = False
-) -> ItemStats | ItemFailure | Degenerate | str:
-    """An item's statistics, its failure, degenerate scores, or (a string) why it was not scored."""
-    item, perms, rows = plan.items[i], plan.orderings[i], plan.rendered[i]
-    res = res[: len(rows)]  # the orderings' results (harness prompts follow them with --accuracy)
-    missing = [r for r in res if r.record is None]
-    if missing and all(r.not_scored for r in missing):
-        return missing[0].error or "not scored"
-    if missing:
-        real = [r.error or "" for r in missing if not r.not_scored]
-        return ItemFailure(item.id, item.subject, f"{len(missing)} of {len(res)} orderings failed: {real[0]}")
-    try:
-        records = [r.record for r in res if r.record is not None]
-        spans = [span_score(rec, rend, skip_label=paper) for rec, rend in zip(records, rows, strict=True)]
-        stats = plan.design.judge(item.id, item.subject, perms, spans, seed=seed, min_k=min_k_prob(records[0]),
-                                  max_orderings=max_orderings)  # fmt: skip
-    except AuditorError as err:
-        return ItemFailure(item.id, item.subject, str(err))
-    why = degenerate_reason(stats.scores, records)
-    return stats if why is None else Degenerate(item.id, item.subject, why)
-
-
-@dataclass
-class Judged:
-    stats: list[ItemStats] = field(default_factory=list)
-    failures: list[ItemFailure] = field(default_factory=list)
-    not_scored: list[NotScoredItem] = field(default_factory=list)
-    degenerate: list[Degenerate] = field(default_factory=list)
-
-
-def _judge(
-    plan: Plan, results: list[list[PromptResult]], seed: int, max_orderings: int = 120, paper: bool = False
-) -> Judged:
-    out = Judged()
-    for i, res in enumerate(results):
-        outcome = _judge_one(plan, i, res, seed, max_orderings, paper)
-        if isinstance(outcome, ItemStats):
-            out.stats.append(outcome)
-        elif isinstance(outcome, ItemFailure):
-            out.failures.append(outcome)
-        elif isinstance(outcome, Degenerate):
-            out.degenerate.append(outcome)
-        else:
-            out.not_scored.append(NotScoredItem(plan.items[i].id, outcome))
-    return out
+def _span(times: Iterable[tuple[str | None, str | None]]) -> tuple[str | None, str | None]:
+    """Earliest and latest of the items' scoring times (deterministic across re-runs from the cache)."""
+    pairs = list(times)
+    lows = [lo for lo, _ in pairs if lo is not None]
+    highs = [hi for _, hi in pairs if hi is not None]
+    return (min(lows) if lows else None, max(highs) if highs else None)

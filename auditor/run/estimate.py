@@ -23,6 +23,7 @@ from auditor.endpoint.prices import price_for
 from auditor.endpoint.probe import AUTO, candidates
 from auditor.endpoint.tokens import TokenCount, approximate, count_prompt_tokens
 from auditor.errors import EndpointError
+from auditor.prompts.harness import harness_count
 from auditor.run.config import AuditConfig
 from auditor.run.plan import plan_audit
 from auditor.scoring.cache import ScoreCache
@@ -76,8 +77,10 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
         "price_per_mtok": price,
         "cost": None if price is None else tokens * price / 1_000_000,
         "full_protocol_prompts": plan.full_protocol_prompts(cfg.max_orderings),
-        "accuracy": None if not cfg.accuracy else {
-            "prompts": sum(len(h.all()) for h in plan.harness),
+        "accuracy": None
+        if not cfg.accuracy
+        else {
+            "prompts": sum(harness_count(it) for it in plan.items),
             "prompts_to_score": sum(harness),
             "tokens": sum(c for c, h in zip(counted.counts, harness, strict=True) if h) + gen * sum(harness),
         },

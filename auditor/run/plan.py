@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar, overload
 
 import numpy as np
 
@@ -20,9 +22,43 @@ from auditor.input.items import Item, LoadResult, load_items
 from auditor.input.sampling import stratified_sample
 from auditor.input.sensitivity import option_set_key, order_sensitivity, representative
 from auditor.prompts.designs import Design, parse_design
-from auditor.prompts.harness import HarnessPrompts, harness_prompts
+from auditor.prompts.harness import HarnessPrompts, harness_count, harness_prompts
 from auditor.prompts.orderings import Ordering, Rendered, Template, load_template
 from auditor.run.config import AuditConfig
+
+T = TypeVar("T")
+WINDOW = 512  # items whose rendered prompts are kept (the scheduler works on a few dozen at a time)
+
+
+class Lazy(Sequence[T]):
+    """A sequence whose element i is made when asked for and kept for the last WINDOW ones used only: an
+    audit never holds all its prompts' text (MMLU's first 12,500 items, 267k prompts, held 217 MB of it)."""
+
+    def __init__(self, make: Callable[[int], T], n: int) -> None:
+        self._make, self._n = make, n
+        self._recent: OrderedDict[int, T] = OrderedDict()
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[T]: ...
+    def __getitem__(self, i: int | slice) -> T | list[T]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        j = i + self._n if i < 0 else i
+        if not 0 <= j < self._n:
+            raise IndexError(i)
+        value = self._recent.get(j)
+        if value is None:
+            value = self._recent[j] = self._make(j)
+            if len(self._recent) > WINDOW:
+                self._recent.popitem(last=False)
+        else:
+            self._recent.move_to_end(j)
+        return value
 
 
 @dataclass
@@ -31,24 +67,37 @@ class Plan:
     items: list[Item]  # what will be scored, in scoring order
     template: Template
     orderings: list[list[Ordering]]
-    rendered: list[list[Rendered]]
     design: Design
     candidates: list[Item]  # the selection before --sequential set items aside
     set_aside: dict[str, list[str]] = field(default_factory=dict)  # reason -> item ids (--sequential)
     path: Path = Path()  # what was loaded: the --dataset path, or a bundled sample's items.jsonl
     bundled: Bundled | None = None
     description: str = ""  # exactly which items: e.g. "285 of 14,042 MMLU test items, 5 per subject, seed 0"
-    harness: list[HarnessPrompts] = field(default_factory=list)  # per item with --accuracy, else empty
+    accuracy: bool = False  # each item's harness prompts follow its orderings (--accuracy)
+    rendered: Lazy[list[Rendered]] = field(init=False, repr=False)  # item i's orderings' prompts, made when asked for
+    _scored: Lazy[list[Rendered]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        items, orderings, template = self.items, self.orderings, self.template
+        self.rendered = Lazy(lambda i: template.render_all(items[i], orderings[i]), len(items))
+        self._scored = (
+            Lazy(lambda i: [*self.rendered[i], *harness_prompts(items[i]).all()], len(items))
+            if self.accuracy
+            else self.rendered
+        )
 
     @property
     def n_prompts(self) -> int:
-        return sum(len(r) for r in self.scored())
+        extra = sum(harness_count(it) for it in self.items) if self.accuracy else 0
+        return sum(len(o) for o in self.orderings) + extra
 
-    def scored(self) -> list[list[Rendered]]:
+    def harness(self, i: int) -> HarnessPrompts:
+        """Item i's harness prompts (--accuracy): they follow its orderings in `scored()[i]`."""
+        return harness_prompts(self.items[i])
+
+    def scored(self) -> Sequence[list[Rendered]]:
         """Every item's prompts in scoring order: its orderings, then its harness prompts (--accuracy)."""
-        if not self.harness:
-            return self.rendered
-        return [[*rows, *h.all()] for rows, h in zip(self.rendered, self.harness, strict=True)]
+        return self._scored
 
     def full_protocol_prompts(self, max_orderings: int) -> int:
         """Prompts of the full protocol (every ordering, up to --max-orderings) on the candidate items."""
@@ -92,10 +141,8 @@ def plan_audit(cfg: AuditConfig) -> Plan:
     orderings = [
         design.prompts(len(it.options), seed=cfg.seed, item_id=it.id, max_orderings=cfg.max_orderings) for it in items
     ]
-    rendered = [template.render_all(it, perms) for it, perms in zip(items, orderings, strict=True)]
-    harness = [harness_prompts(it) for it in items] if cfg.accuracy else []
-    return Plan(loaded, items, template, orderings, rendered, design, candidates, set_aside, path, bundled,
-                describe(cfg.dataset, bundled, selection), harness)  # fmt: skip
+    return Plan(loaded, items, template, orderings, design, candidates, set_aside, path, bundled,
+                describe(cfg.dataset, bundled, selection), cfg.accuracy)  # fmt: skip
 
 
 def one_per_option_list(items: Sequence[Item], seed: int) -> tuple[list[Item], list[str]]:

@@ -15,7 +15,8 @@ Items are dispatched in input order. With a `Budget`, an item's requests are res
 their tokens, one request per chunk) before it is dispatched, under a lock so reservations follow
 input order; retries reserve again. When a reservation is refused, dispatching stops: the items
 scored are always a prefix of the input order (what a sequential test needs), and the rest come
-back as "not scored" with the limit that stopped them. `on_item_done` can stop dispatching too.
+back as "not scored" with the limit that stopped them. The handler `stream` gives each finished item to
+can stop dispatching too; `stream` keeps no results (an audit of 300k prompts holds per-item outcomes only).
 """
 
 from __future__ import annotations
@@ -111,13 +112,26 @@ class Scheduler:
     # per-prompt token upper bounds for reservations (the server's /tokenize, else UTF-8 bytes)
     bounds: Callable[[Sequence[str]], Awaitable[list[int]]] = byte_bounds
     generated_per_prompt: int = 0  # tokens the dialect generates per prompt (charged on top)
-    # called after each item in completion order; returning a Stop stops dispatching
-    on_item_done: Callable[[int, list[PromptResult]], Stop | None] | None = None
     stopped: Stop | None = None  # why dispatching stopped early, if it did
 
     async def run(self, items: Sequence[Sequence[PromptTask]]) -> list[list[PromptResult]]:
-        """Score every item's prompts; the result mirrors the input's shape."""
-        results: list[list[PromptResult] | None] = [None] * len(items)
+        """Score every item's prompts; the result mirrors the input's shape (every record held: `stream`
+        is what an audit uses)."""
+        results: list[list[PromptResult]] = [[] for _ in items]
+
+        def keep(i: int, res: list[PromptResult]) -> None:
+            results[i] = res
+
+        await self.stream(items, keep)
+        return results
+
+    async def stream(
+        self, items: Sequence[Sequence[PromptTask]], on_item: Callable[[int, list[PromptResult]], Stop | None]
+    ) -> None:
+        """Score every item's prompts, giving each item's results to `on_item(i, results)` as it finishes
+        (completion order), then those never dispatched, with why. A Stop returned stops dispatching.
+        `items[i]` is read once, when item i is dispatched (it may be built then)."""
+        handed = [False] * len(items)
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(len(items)):
             queue.put_nowait(i)
@@ -134,20 +148,25 @@ class Scheduler:
                         i = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
+                    tasks = items[i]
                     try:
-                        prepared = await self._prepare(items[i])
+                        prepared = await self._prepare(tasks)
                     except BudgetExceeded as err:
                         self.stopped = Stop(NotScored.BUDGET, f"budget: {err}")
                         return
-                results[i] = await self._score_prepared(items[i], prepared, limiter)
-                if self.on_item_done is not None and self.stopped is None:
-                    self.stopped = self.on_item_done(i, results[i] or [])
+                results = await self._score_prepared(tasks, prepared, limiter)
+                handed[i] = True
+                stop = on_item(i, results)
+                if self.stopped is None:
+                    self.stopped = stop
 
         async with asyncio.TaskGroup() as tg:
             for _ in range(max(1, min(self.concurrency, len(items)))):
                 tg.create_task(worker())
         stop = self.stopped or Stop(NotScored.INTERRUPTED, "run stopped")
-        return [r if r is not None else [stop.result() for _ in items[i]] for i, r in enumerate(results)]
+        for i, done in enumerate(handed):
+            if not done:
+                on_item(i, [stop.result() for _ in items[i]])
 
     async def _prepare(self, tasks: Sequence[PromptTask]) -> _Prepared:
         """Cache lookups, chunking, and (with a budget) the item's reservation."""

@@ -159,3 +159,28 @@ async def test_an_item_never_sends_more_than_its_allowance(tmp_path: Path) -> No
         [res] = await s.run([tasks(0, 12)])
     assert [r.record is None for r in res] == [j in (0, 5, 9) for j in range(12)]
     assert len(provider.batches) <= 3 * 1 + 12  # requests x attempts + one per prompt
+
+
+async def test_stream_hands_each_item_over_once_and_keeps_no_record(tmp_path: Path) -> None:
+    """`stream` gives every item's results to the handler as it finishes and holds none of them: once the
+    handler lets go, the records are gone (an audit of 300k prompts must not keep every token's logprob)."""
+    import gc
+    import weakref
+
+    provider = FakeProvider(delay=0.001)
+    handed: list[int] = []
+    refs: list[weakref.ref[LogprobRecord]] = []
+
+    def on_item(i: int, results: list[Any]) -> None:
+        handed.append(i)
+        assert [r.record.tokens[1] for r in results] == [f"item{i}-ordering{j}" for j in range(6)]
+        refs.extend(weakref.ref(r.record) for r in results)
+
+    with ScoreCache(tmp_path / "c.sqlite") as cache:
+        s = Scheduler(provider, cache, concurrency=4, batch_size=6)  # type: ignore[arg-type]
+        await s.stream([tasks(i, 6) for i in range(40)], on_item)
+        gc.collect()
+        assert sorted(handed) == list(range(40)) and len(refs) == 240
+        assert not any(r() is not None for r in refs)
+        kept = await Scheduler(provider, cache, concurrency=4, batch_size=6).run([tasks(i, 6) for i in range(3)])  # type: ignore[arg-type]
+        assert all(r.record is not None and r.cached for res in kept for r in res)  # `run` keeps them, from the cache
