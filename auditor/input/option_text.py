@@ -11,7 +11,8 @@ import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
-CACHE_SIZE = 1 << 16  # per-string caches: an option list is checked by several rules
+CACHE_SIZE = 1 << 12  # per-string caches: an option list is checked by several rules, one item after another
+# (1 << 16 held ~50 MB after checking MMLU's 14k items: the caches only need to span a few items)
 _CIRCLED = {chr(0x2460 + k): f"({k + 1})" for k in range(20)}  # ① .. ⑳ (NFKC would merge "①②" into "12")
 TRAILING_PUNCT = " \t.;:,!?。\uff1b\uff1a\uff0c\uff01\uff1f"
 

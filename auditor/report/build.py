@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,14 +33,15 @@ from auditor.report.model import (
 from auditor.report.spend import Sections
 
 
-def write_report(report: Report, out: Path) -> list[Path]:
+def write_report(report: Report, out: Path, data: dict[str, Any] | None = None) -> list[Path]:
     """report.json, report.md and report.html under `out`, each replaced atomically; returns their paths.
+    `data`: `to_json(report)` when the caller already has it (a 14k-item report's is ~100 MB of objects).
 
     report.html is built from report.json's data alone (like `auditor compare`, a reader of the file)."""
     out.mkdir(parents=True, exist_ok=True)
     js, md, page = out / "report.json", out / "report.md", out / "report.html"
-    data = to_json(report)
-    _atomic_write(js, dumps_report(data))
+    data = to_json(report) if data is None else data
+    _atomic_write(js, report_json_parts(data))
     _atomic_write(md, render_markdown(report))
     from auditor.report.html import render_html  # plotly loads only when a report is written
 
@@ -49,19 +50,30 @@ def write_report(report: Report, out: Path) -> list[Path]:
 
 
 def dumps_report(data: dict[str, Any]) -> str:
-    """report.json's text: indented by one space, except that each element of `items` is on one line.
+    """report.json's text: indented by one space, except that each element of `items` is on one line."""
+    return "".join(report_json_parts(data))
+
+
+def report_json_parts(data: dict[str, Any]) -> Iterator[str]:
+    """`dumps_report`'s text in pieces, one per item, so a 14k-item report (23 MB) is written without
+    first being one string (with its list of lines, that cost ~90 MB at the end of a run).
 
     json.dumps with an indent runs the pure-Python encoder, ~1 s per 1,000 items here (a 14k-item audit:
     a quarter of a minute); one line per item runs the C encoder. Still one JSON document."""
     items = data.get("items")
     if not items:
-        return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        yield json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        return
     marker = '\n "items": []'
     head = json.dumps({**data, "items": []}, indent=1, ensure_ascii=False, allow_nan=False)
     if head.count(marker) != 1:  # a key inside another section spelled the same way: the slow path
-        return json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
-    lines = ",\n  ".join(json.dumps(it, ensure_ascii=False, allow_nan=False) for it in items)
-    return head.replace(marker, f'\n "items": [\n  {lines}\n ]') + "\n"
+        yield json.dumps(data, indent=1, ensure_ascii=False, allow_nan=False) + "\n"
+        return
+    before, after = head.split(marker)
+    yield before + '\n "items": [\n  '
+    for k, it in enumerate(items):
+        yield (",\n  " if k else "") + json.dumps(it, ensure_ascii=False, allow_nan=False)
+    yield "\n ]" + after + "\n"
 
 
 def _umask() -> int:
@@ -75,12 +87,16 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def _atomic_write(path: Path, text: str | Iterable[str]) -> None:
+    """`path` replaced by `text` (or its pieces, in order), or left as it was."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                fh.writelines(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -26,6 +26,7 @@ from typing import Any
 import sqlite_utils
 
 from auditor.errors import CacheError, UsageError
+from auditor.jsonio import dumps
 from auditor.report.compare import Run
 from auditor.report.results_migrations import migrations
 from auditor.scoring.cache import _init_lock, canonical_json
@@ -81,13 +82,13 @@ def _run_row(rid: str, report: Mapping[str, Any], out_dir: str | None) -> dict[s
         "n_order_sensitive": s.get("n_order_sensitive"), "prompts": spend.get("prompts_used"),
         "prompt_tokens": spend.get("prompt_tokens_used"), "tool_version": (prov.get("tool") or {}).get("version"),
         "first_scored": when.get("first_scored"), "last_scored": when.get("last_scored"),
-        "report_json": json.dumps(report, ensure_ascii=False, allow_nan=False),
+        "report_json": dumps(report),
     }  # fmt: skip
 
 
-def _item_rows(rid: str, report: Mapping[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+def _item_rows(rid: str, report: Mapping[str, Any]) -> list[dict[str, Any]]:
     answers = {a["id"]: a for a in (report.get("accuracy") or {}).get("items", [])}
-    items, orderings = [], []
+    items = []
     for it in report["items"]:
         top1 = _first(it, "top1", "leaked")
         items.append({
@@ -101,12 +102,17 @@ def _item_rows(rid: str, report: Mapping[str, Any]) -> tuple[list[dict[str, Any]
             "order_reasons": json.dumps(it.get("order_reasons", [])), "excluded": int(bool(it.get("excluded"))),
             **_answers(answers.get(it["id"])),
         })  # fmt: skip
-        for k, (perm, score) in enumerate(zip(it["orderings"], it["scores"], strict=True)):
-            orderings.append((rid, it["id"], k, json.dumps(perm), int(k == 0), score))
     for f in report.get("failures", []):
         items.append({"run_id": rid, "item_id": f["id"], "subject": f.get("subject"), "status": "failed",
                       "reason": f.get("reason"), **_answers(answers.get(f["id"]))})  # fmt: skip
-    return items, orderings
+    return items
+
+
+def _ordering_rows(rid: str, report: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """One row per ordering of every scored item, made as SQLite takes them (a 14k-item MMLU audit has 300k)."""
+    for it in report["items"]:
+        for k, (perm, score) in enumerate(zip(it["orderings"], it["scores"], strict=True)):
+            yield rid, it["id"], k, json.dumps(perm), int(k == 0), score
 
 
 def _answers(a: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -137,7 +143,7 @@ def record_run(path: Path, report: Mapping[str, Any], out_dir: Path | str | None
     Replaces an earlier record of the same audit."""
     rid = run_id(report)
     run = _run_row(rid, report, None if out_dir is None else str(out_dir))
-    items, orderings = _item_rows(rid, report)
+    items = _item_rows(rid, report)
     accuracy = _accuracy_rows(rid, report)
     with open_results(path) as db:
         conn = db.conn
@@ -147,7 +153,7 @@ def record_run(path: Path, report: Mapping[str, Any], out_dir: Path | str | None
                 conn.execute(f"delete from {table} where run_id = ?", [rid])
             _insert(conn, db, "runs", [run], verb="insert or replace")
             _insert(conn, db, "items", items)
-            conn.executemany("insert into orderings values (?, ?, ?, ?, ?, ?)", orderings)
+            conn.executemany("insert into orderings values (?, ?, ?, ?, ?, ?)", _ordering_rows(rid, report))
             conn.executemany("insert into accuracy values (?, ?, ?, ?, ?, ?, ?, ?)", accuracy)
             conn.execute("COMMIT")
         except BaseException:

@@ -173,8 +173,10 @@ async def run_audit(
         )
         if cfg.accuracy:
             report = replace(report, accuracy=accuracy_from(plan, done[:used], judged.stats, assessment))
-        paths = write_report(report, cfg.out) if cfg.out is not None else []
+        del done, judged, assessment  # the report holds what is kept: their memory goes to the outputs' making
+        collector.done.clear()
         data = to_json(report)
+        paths = write_report(report, cfg.out, data) if cfg.out is not None else []
         if cfg.export_clean is not None:
             paths += export_clean(cfg.export_clean, plan.load, data, dataset=plan.path)
         record_run(cfg.results_path, data, cfg.out)
