@@ -187,19 +187,34 @@ class Report:
         return [it for it in self.items if it.flagged]
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # each dataclass's field names, looked up once
+
+
 def to_json(value: Any) -> Any:
     """The JSON form of a report object (or any part of one): dataclasses field by field, enums as
-    their values, tuples as lists, NaN as null. Sections absent (None) at the top level are left out."""
+    their values, tuples as lists, NaN as null. Sections absent (None) at the top level are left out.
+
+    Plain values are told apart by their exact type first (a 14k-item report is ~2 million values; the
+    general checks below cost ~6 s on it, the exact-type ones a fraction of that)."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
+        return None if math.isnan(value) else value
+    if t is list or t is tuple:
+        return [to_json(v) for v in value]
+    if t is dict:
+        return {str(k): to_json(v) for k, v in value.items()}
     if isinstance(value, Null):
         return value.to_json()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        out = {}
-        for f in dataclasses.fields(value):
-            v = getattr(value, f.name)
-            if v is None and isinstance(value, Report):
-                continue
-            out[f.name] = to_json(v)
-        return out
+    names = _FIELDS.get(t)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELDS[t] = tuple(f.name for f in dataclasses.fields(value))
+    if names is not None:
+        fields = ((n, getattr(value, n)) for n in names)
+        if isinstance(value, Report):
+            return {n: to_json(v) for n, v in fields if v is not None}
+        return {n: to_json(v) for n, v in fields}
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, Mapping):
