@@ -259,21 +259,6 @@ class ScoreCache:
         times = [t for t in (self._times.pop(k, None) for k in keys) if t is not None]
         return (min(times), max(times)) if times else (None, None)
 
-    def created_at(self, keys: list[str]) -> tuple[str | None, str | None]:
-        """Earliest and latest time the given keys were scored (deterministic across re-runs)."""
-        lo: str | None = None
-        hi: str | None = None
-        for start in range(0, len(keys), 500):
-            chunk = keys[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            a, b = self.db.execute(
-                f"select min(created_at), max(created_at) from scores where key in ({marks})", chunk
-            ).fetchone()
-            if a is not None:
-                lo = a if lo is None or a < lo else lo
-                hi = b if hi is None or b > hi else hi
-        return lo, hi
-
 
 def get_probe(cache: ScoreCache, *, endpoint: str, model: str, provider: str) -> dict[str, Any] | None:
     row = cache.db.execute(
