@@ -146,7 +146,13 @@ def test_ctrl_c_writes_partial_report_and_resume_hint(dataset: Path, tmp_path: P
     with FaultServer("slow,seconds=0.25") as srv:
         out, cache = tmp_path / "int", tmp_path / "i.sqlite"
         args = run_args(srv.base_url, dataset, out, cache, "--concurrency", "1")
-        proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # as from a terminal: a job a shell started in the background (CI's `.ci/run &`) inherits SIGINT ignored,
+        # and Python keeps it so; a handler here (not SIG_IGN) becomes the default disposition in the child
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         deadline = time.monotonic() + 60  # once 2 items are scored (the probe + 2 x 6 requests), not after a fixed
         # sleep: startup is slow on busy CPUs; 0.25 s per request leaves ~15 s to interrupt before the run ends
         while srv.app.stats.requests < 14 and time.monotonic() < deadline:
