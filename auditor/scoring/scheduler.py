@@ -15,8 +15,9 @@ Items are dispatched in input order. With a `Budget`, an item's requests are res
 their tokens, one request per chunk) before it is dispatched, under a lock so reservations follow
 input order; retries reserve again. When a reservation is refused, dispatching stops: the items
 scored are always a prefix of the input order (what a sequential test needs), and the rest come
-back as "not scored" with the limit that stopped them. The handler `stream` gives each finished item to
-can stop dispatching too; `stream` keeps no results (an audit of 300k prompts holds per-item outcomes only).
+back as "not scored" with the limit that stopped them. The handler that `stream` hands each finished
+item to can stop dispatching too (by returning a Stop); `stream` keeps no results (an audit of 300k prompts
+holds per-item outcomes only).
 """
 
 from __future__ import annotations

@@ -71,4 +71,3 @@ async def test_audit_is_async_and_validates_like_the_cli(tmp_path: Path) -> None
     assert [r["run"] for r in board["rows"]] == [f"{tmp_path / 'results.sqlite'}#{board['rows'][0]['run'][-16:]}"]
     with pytest.raises(UsageError, match="no runs to compare"):
         compare()
-
