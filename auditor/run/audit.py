@@ -233,10 +233,7 @@ class _Collector:
         self.used = 0  # items consumed by the sequential test, a prefix of the scoring order
 
     def item_done(self, i: int, results: list[PromptResult]) -> Stop | None:
-        times = self.cache.take_times([t.key for t in self.tasks[i]])
-        cfg = self.cfg
-        self.done[i] = digest(self.plan, i, results, seed=cfg.seed, max_orderings=cfg.max_orderings,
-                              paper=cfg.method.is_paper, times=times)  # fmt: skip
+        self._digest(i, results)
         seq = self.seq
         if seq is None:
             return None
@@ -259,7 +256,13 @@ class _Collector:
                 tasks = self.tasks[i]
                 found = self.cache.get_many([t.key for t in tasks])
                 res = [PromptResult(found[t.key], cached=True) if t.key in found else stop.result() for t in tasks]
-                self.item_done(i, res)
+                self._digest(i, res)  # not fed to the sequential test: it stopped with the run
+
+    def _digest(self, i: int, results: list[PromptResult]) -> None:
+        times = self.cache.take_times([t.key for t in self.tasks[i]])
+        cfg = self.cfg
+        self.done[i] = digest(self.plan, i, results, seed=cfg.seed, max_orderings=cfg.max_orderings,
+                              paper=cfg.method.is_paper, times=times)  # fmt: skip
 
     def finished(self) -> list[ItemDone]:
         missing = [i for i, d in enumerate(self.done) if d is None]

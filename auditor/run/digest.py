@@ -25,13 +25,17 @@ class ItemDone:
     scored: int = 0  # the orderings' prompts with a score
     tokens: int = 0  # their prompt tokens
     text_bytes: int = 0  # their prompts' UTF-8 bytes
-    all_tokens: int = 0  # prompt tokens of every prompt of the item with a score (harness ones included)
     complete: bool = False  # every prompt of the item has a score
     fresh: bool = False  # some prompt was scored by this run, not read from the cache
     answer: ItemAnswer | None = None  # --accuracy: the harness prompts' answer
     harness_scored: int = 0
     harness_tokens: int = 0
     times: tuple[str | None, str | None] = (None, None)  # earliest and latest scoring time of its records
+
+    @property
+    def all_tokens(self) -> int:
+        """Prompt tokens of every prompt of the item with a score, its harness prompts' included."""
+        return self.tokens + self.harness_tokens
 
 
 def tokens_of(record: LogprobRecord) -> int:
@@ -61,7 +65,6 @@ def digest(
         scored=len(landed),
         tokens=sum(tokens_of(rec) for rec, _ in landed),
         text_bytes=sum(len(rend.text.encode()) for _, rend in landed),
-        all_tokens=sum(tokens_of(r.record) for r in res if r.record is not None),
         complete=all(r.record is not None for r in res),
         fresh=any(r.record is not None and not r.cached for r in res),
         answer=answer,
