@@ -51,6 +51,11 @@ class LogprobRecord:
     token_ids: tuple[int, ...] | None = None
     prompt_tokens: int | None = None  # as the server counted them (usage), when reported
 
+    @property
+    def counted_tokens(self) -> int:
+        """The prompt's tokens as budgets and spend count them: the server's count, else the tokens returned."""
+        return self.prompt_tokens if self.prompt_tokens is not None else len(self.tokens)
+
     def problem(self) -> str | None:
         """Why this record cannot be a score (lengths that differ, a logprob that is not one), or None."""
         if not len(self.tokens) == len(self.logprobs) == len(self.offsets) or not self.tokens:

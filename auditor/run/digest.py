@@ -14,7 +14,6 @@ from auditor.errors import AuditorError
 from auditor.report.model import Degenerate, NotScoredItem
 from auditor.run.plan import Plan
 from auditor.scoring.scheduler import PromptResult
-from providers.base import LogprobRecord
 
 Outcome = ItemStats | ItemFailure | Degenerate | str  # a string: why the item was not scored
 
@@ -38,10 +37,6 @@ class ItemDone:
         return self.tokens + self.harness_tokens
 
 
-def tokens_of(record: LogprobRecord) -> int:
-    return record.prompt_tokens if record.prompt_tokens is not None else len(record.tokens)
-
-
 def digest(
     plan: Plan,
     i: int,
@@ -63,13 +58,13 @@ def digest(
     return ItemDone(
         judge_one(plan, i, mine, seed, max_orderings, paper),
         scored=len(landed),
-        tokens=sum(tokens_of(rec) for rec, _ in landed),
+        tokens=sum(rec.counted_tokens for rec, _ in landed),
         text_bytes=sum(len(rend.text.encode()) for _, rend in landed),
         complete=all(r.record is not None for r in res),
         fresh=any(r.record is not None and not r.cached for r in res),
         answer=answer,
         harness_scored=len(harness),
-        harness_tokens=sum(tokens_of(r) for r in harness),
+        harness_tokens=sum(r.counted_tokens for r in harness),
         times=times,
     )
 

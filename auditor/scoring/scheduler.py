@@ -332,7 +332,7 @@ class Scheduler:
                     allowance.last = str(err)[:300]
                 raise
             if budget is not None and hold is not None:
-                used = sum(r.prompt_tokens if r.prompt_tokens is not None else len(r.tokens) for r in records)
+                used = sum(r.counted_tokens for r in records)
                 budget.settle(hold, used + self.generated_per_prompt * len(records))
             return records
 
