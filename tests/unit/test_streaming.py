@@ -4,6 +4,7 @@ so memory follows the items in flight, not the audit's size (bench/throughput.py
 from __future__ import annotations
 
 import gc
+from dataclasses import replace
 from pathlib import Path
 
 from auditor.api import audit_settings, endpoint
@@ -38,8 +39,7 @@ async def test_an_audit_holds_a_few_items_records_at_a_time(tmp_path: Path) -> N
     # the same audit from the cache: nothing is held either, and the report is the same
     cached: list[int] = []
     with route(server):
-        again = await run_audit(cfg.__class__(**{**cfg.__dict__, "force": True}),
-                                on_progress=lambda n, f: cached.append(_alive() - before))  # fmt: skip
+        again = await run_audit(replace(cfg, force=True), on_progress=lambda n, f: cached.append(_alive() - before))
     assert max(cached) <= 4 * 24 and again.report.summary == outcome.report.summary
 
 
