@@ -99,9 +99,10 @@ def degenerate_reason(scores: Sequence[float], records: Sequence[LogprobRecord])
     top = max(scores)
     if top - min(scores) <= TIE * max(1.0, abs(top)):
         return f"degenerate scores: all {len(scores)} orderings scored the same ({top:.6g})"
-    values = {v for r in records for v in r.logprobs[1:] if v is not None}
-    if len(values) == 1:
-        return f"degenerate scores: every token of every ordering has the same logprob ({values.pop():.6g})"
+    values = (v for r in records for v in r.logprobs[1:] if v is not None)
+    one = next(values, None)
+    if one is not None and all(v == one for v in values):  # stops at the first other value (the usual case)
+        return f"degenerate scores: every token of every ordering has the same logprob ({one:.6g})"
     return None
 
 

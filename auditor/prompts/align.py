@@ -16,6 +16,8 @@ Anything else is an AlignmentError: a score is never computed over tokens we can
 
 from __future__ import annotations
 
+import operator
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -83,9 +85,18 @@ def span_token_range(offsets: Sequence[int], text_len: int, start: int, end: int
     boundary token in each of them. Zero-width tokens (BOS) never start inside a span.
     """
     n = len(offsets)
-    ends = [*offsets[1:], text_len]
-    first = next((k for k in range(n) if offsets[k] >= start or ends[k] > start), n)
-    last = next((k for k in range(first, n) if offsets[k] >= end), n)
+    if all(map(operator.le, offsets, offsets[1:])):  # the usual case: bisect instead of a scan in Python
+        first = bisect_left(offsets, start)  # the first token starting at or after `start`...
+        after = bisect_right(offsets, start)  # ...or one before it, when the next token starts past `start`
+        if after < n:
+            first = min(first, after - 1) if after else first
+        elif n and text_len > start:
+            first = min(first, n - 1)
+        last = max(first, bisect_left(offsets, end))
+    else:
+        ends = [*offsets[1:], text_len]
+        first = next((k for k in range(n) if offsets[k] >= start or ends[k] > start), n)
+        last = next((k for k in range(first, n) if offsets[k] >= end), n)
     if first >= last:
         raise AlignmentError(f"no tokens cover the scored span [{start}, {end})")
     return first, last

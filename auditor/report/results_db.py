@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,13 @@ def _ordering_rows(rid: str, report: Mapping[str, Any]) -> Iterator[tuple[Any, .
     """One row per ordering of every scored item, made as SQLite takes them (a 14k-item MMLU audit has 300k)."""
     for it in report["items"]:
         for k, (perm, score) in enumerate(zip(it["orderings"], it["scores"], strict=True)):
-            yield rid, it["id"], k, json.dumps(perm), int(k == 0), score
+            yield rid, it["id"], k, _perm_json(tuple(perm)), int(k == 0), score
+
+
+@lru_cache(maxsize=1024)
+def _perm_json(perm: tuple[int, ...]) -> str:
+    """An ordering as the database stores it (`json.dumps` of its list); items share a few dozen orderings."""
+    return json.dumps(list(perm))
 
 
 def _answers(a: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -50,12 +50,15 @@ def cache_key(*, endpoint: str, model: str, prompt: str, params: dict[str, Any])
 def key_maker(*, endpoint: str, model: str, params: dict[str, Any]) -> Callable[[str], str]:
     """`cache_key` for many prompts of one endpoint: the canonical JSON's fixed part is built once
     ("prompt" sorts last, so each key only appends the prompt's JSON string). Same keys as `cache_key`."""
-    head = canonical_json({"endpoint": endpoint, "model": model, "params": params})[:-1] + ',"prompt":'
+    head = (canonical_json({"endpoint": endpoint, "model": model, "params": params})[:-1] + ',"prompt":').encode()
     prefix = f"{KEY_VERSION}:"
 
     def key(prompt: str) -> str:
-        text = head + json.dumps(prompt, ensure_ascii=False) + "}"
-        return prefix + hashlib.sha256(text.encode()).hexdigest()
+        try:  # orjson writes a str exactly as json.dumps(ensure_ascii=False) does (every code point checked)
+            text = orjson.dumps(prompt)
+        except orjson.JSONEncodeError:  # a lone surrogate: fail as canonical_json's encoding does
+            text = json.dumps(prompt, ensure_ascii=False).encode()
+        return prefix + hashlib.sha256(head + text + b"}").hexdigest()
 
     return key
 
@@ -99,16 +102,26 @@ def _digest(meta: str, values: bytes) -> str:
 
 
 def _decode(meta: str, values: bytes) -> LogprobRecord:
+    """The record a row holds; ValueError when it is damaged or not a score (`LogprobRecord.problem`'s rules,
+    checked here on the decoded floats: rows written before logprobs were checked can hold +/-inf or > 0)."""
     data = loads(meta)
-    logprobs = [None if v != v else v for v in np.frombuffer(values, dtype="<f8").tolist()]  # NaN: null
+    floats = np.frombuffer(values, dtype="<f8").tolist()
     ids = data["token_ids"]
     tokens, offsets = data["tokens"], data["offsets"]
     if type(tokens) is not list or type(offsets) is not list or not set(map(type, offsets)) <= {int}:
         raise ValueError("damaged record")
     if ids is not None and (type(ids) is not list or not set(map(type, ids)) <= {int}):
         raise ValueError("damaged record")
-    return LogprobRecord(tuple(tokens), tuple(logprobs), tuple(offsets), None if ids is None else tuple(ids),
-                         data.get("prompt_tokens"))  # fmt: skip
+    n = len(tokens)
+    if not n or len(floats) != n or len(offsets) != n or (ids is not None and len(ids) != n):
+        raise ValueError("not a score: lengths differ")
+    first, rest = floats[0], floats[1:]  # NaN stands for null: allowed first only
+    if not all(map(math.isfinite, rest)) or (rest and max(rest) > LOGPROB_ROUNDING):
+        raise ValueError("not a score")
+    if first == first and (not math.isfinite(first) or first > LOGPROB_ROUNDING):
+        raise ValueError("not a score")
+    return LogprobRecord(tuple(tokens), (None if first != first else first, *rest), tuple(offsets),
+                         None if ids is None else tuple(ids), data.get("prompt_tokens"))  # fmt: skip
 
 
 @contextmanager
@@ -213,10 +226,7 @@ class ScoreCache:
                 try:
                     if not isinstance(meta, str) or not isinstance(values, bytes) or _digest(meta, values) != digest:
                         raise ValueError("digest mismatch")
-                    record = _decode(meta, values)
-                    if _problem(record) is not None:  # written before logprobs were checked (+/-inf, > 0)
-                        raise ValueError("not a score")
-                    found[key] = record
+                    found[key] = _decode(meta, values)
                 except (ValueError, KeyError, TypeError):
                     damaged.append(key)
                     continue

@@ -57,3 +57,36 @@ def test_span_range_end_excludes_answer_cue() -> None:
     placed = place_tokens(tokens, text)
     first, last = span_token_range(placed.offsets, len(text), 2, 7)
     assert tokens[first:last] == ["A", ".", " x", "\n"]
+
+
+def _scanned_range(offsets: list[int], text_len: int, start: int, end: int) -> tuple[int, int] | None:
+    """The rule as span_token_range's docstring states it, one token at a time."""
+    n = len(offsets)
+    ends = [*offsets[1:], text_len]
+    first = next((k for k in range(n) if offsets[k] >= start or ends[k] > start), n)
+    last = next((k for k in range(first, n) if offsets[k] >= end), n)
+    return (first, last) if first < last else None
+
+
+def test_span_token_range_agrees_with_the_stated_rule_on_random_offsets() -> None:
+    """The bisecting fast path (sorted offsets) and the scan (any offsets) pick the tokens the rule names,
+    including zero-width tokens, repeated offsets, spans past the text and empty token lists."""
+    import random
+
+    from auditor.errors import AlignmentError
+
+    rng = random.Random(7)
+    for _ in range(20_000):
+        n = rng.randrange(0, 8)
+        offsets = [rng.randrange(0, 12) for _ in range(n)]
+        if rng.random() < 0.8:
+            offsets.sort()
+        text_len = rng.randrange(0, 14)
+        start = rng.randrange(0, 14)
+        end = rng.randrange(start, 15)
+        want = _scanned_range(offsets, text_len, start, end)
+        if want is None:
+            with pytest.raises(AlignmentError):
+                span_token_range(offsets, text_len, start, end)
+        else:
+            assert span_token_range(offsets, text_len, start, end) == want, (offsets, text_len, start, end)

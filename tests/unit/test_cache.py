@@ -3,6 +3,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from auditor.scoring.cache import KEY_VERSION, ScoreCache, cache_key, key_maker
 from providers.base import LogprobRecord
 
@@ -20,6 +22,20 @@ def test_key_maker_gives_the_same_keys() -> None:
     key = key_maker(endpoint="http://h/v1", model="m", params=PARAMS)
     for prompt in ["p", "", 'quote " and \\ back', "caf\u00e9 \u4e2d\n\t\u0001", "}"]:
         assert key(prompt) == cache_key(endpoint="http://h/v1", model="m", prompt=prompt, params=PARAMS)
+
+
+def test_key_maker_matches_on_every_code_point() -> None:
+    """key_maker writes the prompt's JSON its own way: every character outside the surrogates, escaped or not,
+    must give the key `cache_key` gives (a mismatch would silently miss every cached score)."""
+    key = key_maker(endpoint="http://h/v1", model="m", params=PARAMS)
+    points = [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+    for start in range(0, len(points), 4096):
+        prompt = "".join(map(chr, points[start : start + 4096]))
+        assert key(prompt) == cache_key(endpoint="http://h/v1", model="m", prompt=prompt, params=PARAMS)
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate fails alike in both
+        cache_key(endpoint="http://h/v1", model="m", prompt="a\ud800", params=PARAMS)
+    with pytest.raises(UnicodeEncodeError):
+        key("a\ud800")
 
 
 def test_key_changes_with_each_allowed_field() -> None:
@@ -86,14 +102,16 @@ def test_a_row_that_is_not_a_score_is_discarded_and_never_written(tmp_path: Path
     import pytest
 
     with ScoreCache(tmp_path / "c.sqlite") as cache:
-        for key, value in (("inf", float("inf")), ("pos", 2.5), ("nan", float("nan"))):
+        poisons = (("inf", 1, float("inf")), ("pos", 1, 2.5), ("nan", 1, float("nan")), ("first-pos", 0, 2.5),
+                   ("first-inf", 0, float("-inf")))  # fmt: skip
+        for key, at, value in poisons:
             cache.put(key, endpoint="e", model="m", record=REC)
             meta, values = cache.db.execute("select record_json, logprobs from scores where key=?", [key]).fetchone()
-            bad = values[:8] + struct.pack("<d", value) + values[16:]
+            bad = values[: 8 * at] + struct.pack("<d", value) + values[8 * at + 8 :]
             digest = sha256(meta.encode() + b"\x00" + bad).hexdigest()
             cache.db.execute("update scores set logprobs=?, digest=? where key=?", [bad, digest, key])
             assert cache.get(key) is None  # discarded, to be fetched again
-        assert cache.stats.discarded == 3 and cache.db.execute("select count(*) from scores").fetchone()[0] == 0
+        assert cache.stats.discarded == 5 and cache.db.execute("select count(*) from scores").fetchone()[0] == 0
         poisoned = LogprobRecord(tokens=("<s>", "Hi"), logprobs=(None, float("-inf")), offsets=(0, 0))
         with pytest.raises(ValueError, match="not a score"):
             cache.put("k", endpoint="e", model="m", record=poisoned)
