@@ -144,6 +144,14 @@ def _validate(raw: RawItem, file: Path) -> Item:
     answer = _answer_index(raw.answer, len(options), bad)
     item_id = raw.id if raw.id is not None else f"{data_stem(file)}:{raw.row}"
     subject = raw.subject or _subject_from_stem(data_stem(file))
+    texts = [("question", raw.question), *((LABELS[k], o) for k, o in enumerate(options)), ("id", item_id),
+             ("subject", subject)]  # fmt: skip
+    for fld, text in texts:
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as err:  # a JSON "\ud800" escape without its pair: not text a server can take
+            raise bad(f"{fld} holds an unpaired surrogate ({text[err.start]!r} at character {err.start})", fld,
+                      "fix the \\u escape in the file (a surrogate needs its pair) or pass --skip-invalid") from None
     return Item(item_id, raw.question, tuple(options), answer, subject, str(file), raw.row)
 
 

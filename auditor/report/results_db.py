@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,7 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from auditor.errors import CacheError, UsageError
-from auditor.jsonio import dumps
+from auditor.jsonio import dump_bytes
 from auditor.report.compare import Run
 from auditor.report.results_migrations import migrations
 from auditor.scoring.cache import _init_lock, canonical_json
@@ -83,16 +83,15 @@ def _run_row(rid: str, report: Mapping[str, Any], out_dir: str | None) -> dict[s
         "n_order_sensitive": s.get("n_order_sensitive"), "prompts": spend.get("prompts_used"),
         "prompt_tokens": spend.get("prompt_tokens_used"), "tool_version": (prov.get("tool") or {}).get("version"),
         "first_scored": when.get("first_scored"), "last_scored": when.get("last_scored"),
-        "report_json": dumps(report),
     }  # fmt: skip
 
 
-def _item_rows(rid: str, report: Mapping[str, Any]) -> list[dict[str, Any]]:
+def _item_rows(rid: str, report: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """One row per item, made as SQLite takes them."""
     answers = {a["id"]: a for a in (report.get("accuracy") or {}).get("items", [])}
-    items = []
     for it in report["items"]:
         top1 = _first(it, "top1", "leaked")
-        items.append({
+        yield {
             "run_id": rid, "item_id": it["id"], "subject": it.get("subject"), "status": "scored",
             "n_orderings": it["n_orderings"], "rank": it["rank"], "rank_random": it.get("rank_random"),
             "p_value": it.get("p_value"), "top1": None if top1 is None else int(top1), "margin": it.get("margin"),
@@ -102,11 +101,10 @@ def _item_rows(rid: str, report: Mapping[str, Any]) -> list[dict[str, Any]]:
             "order_sensitive": int(bool(it.get("order_sensitive"))),
             "order_reasons": json.dumps(it.get("order_reasons", [])), "excluded": int(bool(it.get("excluded"))),
             **_answers(answers.get(it["id"])),
-        })  # fmt: skip
+        }  # fmt: skip
     for f in report.get("failures", []):
-        items.append({"run_id": rid, "item_id": f["id"], "subject": f.get("subject"), "status": "failed",
-                      "reason": f.get("reason"), **_answers(answers.get(f["id"]))})  # fmt: skip
-    return items
+        yield {"run_id": rid, "item_id": f["id"], "subject": f.get("subject"), "status": "failed",
+               "reason": f.get("reason"), **_answers(answers.get(f["id"]))}  # fmt: skip
 
 
 def _ordering_rows(rid: str, report: Mapping[str, Any]) -> Iterator[tuple[Any, ...]]:
@@ -126,13 +124,21 @@ def _answers(a: Mapping[str, Any] | None) -> dict[str, Any]:
     return {} if a is None else {k: a.get(k) for k in ("answer", "letter", "cloze", "cloze_norm")}
 
 
-def _insert(conn: sqlite3.Connection, db: sqlite_utils.Database, table: str, rows: Sequence[Mapping[str, Any]],
-            verb: str = "insert") -> None:  # fmt: skip
-    """Rows as dicts, in the table's own column order (absent keys are NULL)."""
+def _insert(conn: sqlite3.Connection, db: sqlite_utils.Database, table: str, rows: Iterable[Mapping[str, Any]]) -> None:
+    """Rows as dicts, in the table's own column order (absent keys are NULL), each made as SQLite takes it."""
     cols = [c.name for c in db[table].columns]
     names = ", ".join(f"[{c}]" for c in cols)
-    conn.executemany(f"{verb} into {table} ({names}) values ({', '.join('?' * len(cols))})",
-                     [[row.get(c) for c in cols] for row in rows])  # fmt: skip
+    conn.executemany(f"insert into {table} ({names}) values ({', '.join('?' * len(cols))})",
+                     ([row.get(c) for c in cols] for row in rows))  # fmt: skip
+
+
+def _insert_run(conn: sqlite3.Connection, db: sqlite_utils.Database, row: Mapping[str, Any], report: bytes) -> None:
+    """The run's row with its report as text; the report goes in as the UTF-8 bytes of its JSON, cast to text by
+    SQLite (a 14k-item report is 23 MB: no Python str of it, nor that str's UTF-8 copy, is ever made)."""
+    cols = [c.name for c in db["runs"].columns if c.name != "report_json"]
+    names = ", ".join(f"[{c}]" for c in cols)
+    conn.execute(f"insert or replace into runs ({names}, [report_json]) values ({', '.join('?' * len(cols))},"
+                 " cast(? as text))", [*(row.get(c) for c in cols), report])  # fmt: skip
 
 
 def _accuracy_rows(rid: str, report: Mapping[str, Any]) -> list[tuple[Any, ...]]:
@@ -150,18 +156,17 @@ def record_run(path: Path, report: Mapping[str, Any], out_dir: Path | str | None
     Replaces an earlier record of the same audit."""
     rid = run_id(report)
     run = _run_row(rid, report, None if out_dir is None else str(out_dir))
-    items = _item_rows(rid, report)
-    accuracy = _accuracy_rows(rid, report)
     with open_results(path) as db:
         conn = db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
+            conn.execute("PRAGMA defer_foreign_keys = ON")  # the run's row goes in last: its report is made then
             for table in ("orderings", "items", "accuracy"):
                 conn.execute(f"delete from {table} where run_id = ?", [rid])
-            _insert(conn, db, "runs", [run], verb="insert or replace")
-            _insert(conn, db, "items", items)
+            _insert(conn, db, "items", _item_rows(rid, report))
             conn.executemany("insert into orderings values (?, ?, ?, ?, ?, ?)", _ordering_rows(rid, report))
-            conn.executemany("insert into accuracy values (?, ?, ?, ?, ?, ?, ?, ?)", accuracy)
+            conn.executemany("insert into accuracy values (?, ?, ?, ?, ?, ?, ?, ?)", _accuracy_rows(rid, report))
+            _insert_run(conn, db, run, dump_bytes(report))
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -712,3 +712,17 @@ def test_the_reference_papers_format_skips_its_gaps_without_a_flag(tmp_path: Pat
     skipped = [(s.row, s.reason) for s in r.skipped]
     assert skipped == [(0, "option C is empty"), (2, "1 option(s); at least 2 are needed")]
 
+
+
+def test_an_unpaired_surrogate_is_a_dataset_error_naming_row_and_field(tmp_path: Path) -> None:
+    """JSON can spell a lone surrogate ("\\ud800"); no server can take it as text. It is refused at load (row,
+    field), or skipped with --skip-invalid, instead of failing deep inside the run."""
+    path = tmp_path / "ds.jsonl"
+    good = {"question": "Fine?", "choices": ["a", "b", "c", "d"], "answer": 0}
+    lines = [json.dumps(good), '{"question": "Q?", "choices": ["a", "b \\ud800", "c", "d"], "answer": 0}']
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match="unpaired surrogate") as exc:
+        load_items(path)
+    assert (exc.value.row, exc.value.field) == (1, "B")
+    res = load_items(path, skip_invalid=True)
+    assert len(res.items) == 1 and [s.row for s in res.skipped] == [1]

@@ -147,3 +147,27 @@ def test_compare_reads_the_results_db(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["compare", "--out", str(tmp_path / "b5")]) == 2
     assert main(["compare", str(tmp_path / "leaky"), "--results-db", str(db), "--out", str(tmp_path / "b6")]) == 0
     assert len(json.loads((tmp_path / "b6" / "compare.json").read_text())["rows"]) == 2  # not 3
+
+
+def test_the_stored_report_is_json_text_sqlite_can_query(tmp_path: Path) -> None:
+    """report_json goes in as UTF-8 bytes cast to text by SQLite: it is text, SQLite's JSON functions read
+    it, and it reads back as the report."""
+    report = _run(tmp_path, write_jsonl(tmp_path / "ds.jsonl", rows(3)), "a")
+    report["items"][0]["subject"] = "caf\u00e9 \u4e2d"
+    record_run(tmp_path / "r.sqlite", report, "a")
+    db = sqlite3.connect(tmp_path / "r.sqlite")
+    row = db.execute(
+        "select typeof(report_json), json_extract(report_json, '$.summary.verdict'),"
+        " json_extract(report_json, '$.items[0].subject') from runs"
+    ).fetchone()
+    assert row == ("text", report["summary"]["verdict"], "caf\u00e9 \u4e2d")
+    assert stored_runs(tmp_path / "r.sqlite")[0].data == report
+
+
+def test_dump_bytes_falls_back_to_escaped_ascii() -> None:
+    """What orjson refuses (an int past 64 bits, a lone surrogate) is written by the stdlib as ASCII JSON."""
+    from auditor.jsonio import dump_bytes
+
+    value = {"big": 2**70, "text": "a\ud800", "ok": "caf\u00e9"}
+    out = dump_bytes(value)
+    assert out.decode("ascii") and json.loads(out) == value
