@@ -40,7 +40,10 @@ SUBSETS: dict[str, dict[str, int]] = {
     "full": {},
 }
 
-ROLES = {0: "tuning: rules chosen on it", 1: "held out: reported"}
+ROLES = {  # what each canary was to the rules (docs/results.md): neither tunes and reports the same rule
+    0: "default canary: the paired-in-nats rule was measured on it, not chosen on it",
+    1: "held out from the rules of 8eae8e8; the paired-in-nats rule was chosen after seeing it",
+}
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs"
 
