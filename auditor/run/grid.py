@@ -30,9 +30,12 @@ from auditor.api import audit_settings, endpoint
 from auditor.endpoint.config import endpoint_secrets
 from auditor.endpoint.secrets import redact
 from auditor.errors import AuditorError, UsageError
+from auditor.jsonio import loads
+from auditor.report.build import FILE_MODE
 from auditor.report.compare import compare, find_runs, load_run, write_board
 from auditor.run.config import AuditConfig
 from auditor.run.gridplan import BenchmarkSpec, GridPlan, ModelSpec, split_budget
+from auditor.run.outputs import check_model, check_out
 from auditor.run.plan import plan_audit
 from auditor.scoring.merge import checkpoint, merge_into, seed_shard
 from providers.local import LOCAL_ENDPOINT
@@ -129,12 +132,50 @@ def _ray_cell(cell: dict[str, Any], seed: bytes) -> tuple[dict[str, Any], bytes,
         return asdict(result), shard.read_bytes(), files
 
 
+def claim_folder(cfg: AuditConfig) -> dict[str, Any] | None:
+    """What `auditor run` checks before paying, for a cell whose audit runs elsewhere (a Ray task writes into a
+    folder of its own): the cell's folder can take its report and holds no other audit's. Returns the
+    provenance of the report already there (None: none); UsageError otherwise."""
+    assert cfg.out is not None
+    return check_out(cfg.out, base_url=cfg.endpoint.base_url, dataset=str(cfg.dataset), force=cfg.force)
+
+
+def place_reports(run_dir: Path, files: dict[str, bytes], existing: dict[str, Any] | None) -> None:
+    """A Ray cell's report files written into its folder, each replaced atomically; UsageError (nothing
+    written) when the folder's report is of another model than the one the cell's probe named."""
+    new = loads(files["report.json"]) if "report.json" in files else None
+    model = (((new or {}).get("provenance") or {}).get("endpoint") or {}).get("model")
+    if model is not None:
+        check_model(run_dir, existing, str(model), force=False)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(content)
+            os.chmod(tmp, FILE_MODE)
+            os.replace(tmp, run_dir / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
 async def run_on_ray(plan: GridPlan, out: Path, cache: Path, *, fail_on_leak: bool) -> list[CellResult]:
     try:
         import ray
     except ImportError:
         raise UsageError("--ray needs Ray: pip install -e '.[ray]' (or pip install 'auditor[ray]')") from None
     caps = caps_for(plan, out, cache)
+    cells = list(plan.cells())
+    claims: list[dict[str, Any] | None] = []
+    refused: dict[int, CellResult] = {}
+    for k, ((m, b), cap) in enumerate(zip(cells, caps, strict=True)):
+        try:
+            claims.append(claim_folder(cell_config(plan, m, b, out, cache, cap)))
+        except UsageError as err:  # another audit's report there: the cell is not run, as `auditor run` would not
+            claims.append(None)
+            refused[k] = CellResult(m.name, b.name, err.exit_code, error=str(err)[:500], host=socket.gethostname(),
+                                    pid=os.getpid())  # fmt: skip
     address = os.environ.get("RAY_ADDRESS") or None
     if address:  # an existing cluster
         ray.init(address=address, log_to_driver=False)
@@ -144,27 +185,34 @@ async def run_on_ray(plan: GridPlan, out: Path, cache: Path, *, fail_on_leak: bo
         task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
         shards = out / "shards"
         shards.mkdir(parents=True, exist_ok=True)
-        refs = []
-        for (m, b), cap in zip(plan.cells(), caps, strict=True):
+        refs = {}
+        for k, ((m, b), cap) in enumerate(zip(cells, caps, strict=True)):
+            if k in refused:
+                continue
             with tempfile.TemporaryDirectory(prefix="auditor-seed-") as tmp:
                 start = Path(tmp) / "start.sqlite"
                 seed_shard(cache, start, [u.rstrip("/") for u in m.base_urls] or [LOCAL_ENDPOINT])
                 seed = start.read_bytes()
             cell = {"plan": plan, "model": m, "benchmark": b, "caps": cap, "fail_on_leak": fail_on_leak}
-            refs.append(task.remote(cell, seed))
-        answers = await asyncio.to_thread(ray.get, refs)  # the one call every Ray mode has (Ray Client included)
+            refs[k] = task.remote(cell, seed)
+        answers = dict(zip(refs, await asyncio.to_thread(ray.get, list(refs.values())), strict=True))  # Ray Client too
     finally:
         ray.shutdown()
     results, paths = [], []
-    for (m, b), (result, data, files) in zip(plan.cells(), answers, strict=True):
-        run_dir = out / m.name / b.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        for name, content in files.items():
-            (run_dir / name).write_bytes(content)
+    for k, (m, b) in enumerate(cells):
+        if k in refused:
+            results.append(refused[k])
+            continue
+        result, data, files = answers[k]
         shard = shards / f"{m.name}--{b.name}.sqlite"
         shard.write_bytes(data)
-        paths.append(shard)
-        results.append(CellResult(**result))
+        paths.append(shard)  # what the cell paid for is kept, whatever happens to its report
+        cell_result = CellResult(**result)
+        try:
+            place_reports(out / m.name / b.name, files, claims[k])
+        except UsageError as err:
+            cell_result.exit_code, cell_result.verdict, cell_result.error = err.exit_code, None, str(err)[:500]
+        results.append(cell_result)
     merge_into(cache, paths)
     return results
 

@@ -89,3 +89,23 @@ def test_grid_budget_holds_across_ray_shards(cluster: str, tmp_path: Path) -> No
         code, result = grid(plan, tmp_path / "o", tmp_path / "c.sqlite", cluster)
     assert code == 5 and any(c["exit_code"] == 5 for c in result["cells"])
     assert sum(c["tokens"] for c in result["cells"]) <= 6000
+
+
+def test_a_cell_whose_folder_holds_another_audits_report_is_not_run(cluster: str, tmp_path: Path) -> None:
+    """As `auditor run` refuses an --out holding another audit's report, so does a grid on Ray, before the cell
+    is sent to a worker: its folder keeps the other report, the other cells run, the grid exits 2."""
+    with FaultServer(model="model-a") as a, FaultServer(model="model-b") as b:
+        plan = tmp_path / "grid.toml"
+        plan.write_text(PLAN.replace("{a}", a.base_url).replace("{b}", b.base_url))
+        out = tmp_path / "board"
+        foreign = {"provenance": {"endpoint": {"base_url": "http://else.test/v1", "model": "x"},
+                                  "dataset": {"path": "elsewhere"}}}  # fmt: skip
+        (out / "a" / "mmlu").mkdir(parents=True)
+        (out / "a" / "mmlu" / "report.json").write_text(json.dumps(foreign))
+        code, result = grid(plan, out, tmp_path / "c.sqlite", cluster)
+    assert code == 2, result
+    cells = {(c["model"], c["benchmark"]): c for c in result["cells"]}
+    refused = cells[("a", "mmlu")]
+    assert refused["exit_code"] == 2 and "another audit" in refused["error"] and refused["ray_node"] is None
+    assert json.loads((out / "a" / "mmlu" / "report.json").read_text()) == foreign
+    assert all(c["exit_code"] == 0 for k, c in cells.items() if k != ("a", "mmlu"))

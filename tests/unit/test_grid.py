@@ -123,3 +123,28 @@ def test_a_grid_budget_holds_over_all_cells(tmp_path: Path, capsys: pytest.Captu
     cells = json.loads(capsys.readouterr().out)["cells"]
     assert code == ExitCode.PARTIAL and any(c["exit_code"] == ExitCode.PARTIAL for c in cells)
     assert sum(c["tokens"] for c in cells) <= 6000
+
+
+def test_a_ray_cells_folder_is_claimed_before_it_runs_and_its_files_replaced_whole(tmp_path: Path) -> None:
+    """A Ray task writes its report in a folder of its own; the driver checks the cell's real folder as
+    `auditor run` would (before paying: another audit's report refuses; after the probe: another model's),
+    and replaces the files atomically."""
+    from auditor.run.grid import cell_config, claim_folder, place_reports
+
+    plan = load_plan(write_plan(tmp_path, PLAN.replace("{a}", "http://a.test/v1").replace("{b}", "http://b.test/v1")))
+    m, b = next(iter(plan.cells()))
+    cfg = cell_config(plan, m, b, tmp_path / "board", tmp_path / "c.sqlite")
+    assert cfg.out is not None and claim_folder(cfg) is None  # nothing there yet
+    prov = {"endpoint": {"base_url": cfg.endpoint.base_url, "model": "model-a"}, "dataset": {"path": str(cfg.dataset)}}
+    place_reports(cfg.out, {"report.json": json.dumps({"provenance": prov}).encode(), "report.md": b"# a"}, None)
+    existing = claim_folder(cfg)  # the same audit again: allowed
+    assert existing == prov and (cfg.out / "report.md").read_bytes() == b"# a"
+    other = {"provenance": {**prov, "endpoint": {**prov["endpoint"], "model": "model-z"}}}
+    with pytest.raises(UsageError, match="this run audits 'model-z'"):
+        place_reports(cfg.out, {"report.json": json.dumps(other).encode(), "report.md": b"# z"}, existing)
+    assert (cfg.out / "report.md").read_bytes() == b"# a"  # nothing written
+    foreign = {"provenance": {**prov, "endpoint": {"base_url": "http://else.test/v1", "model": "m"}}}
+    (cfg.out / "report.json").write_text(json.dumps(foreign))
+    with pytest.raises(UsageError, match="another audit"):
+        claim_folder(cfg)
+    assert sorted(p.name for p in cfg.out.iterdir()) == ["report.json", "report.md"]  # no temporary file left
