@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from auditor.cli.codes import ExitCode
+from auditor.run.codes import ExitCode
 from auditor.run.estimate import render
 from bench.canary import base_model_dir, build_canary, ground_truth, subset, write_dataset
 from tests.support.servers import VLLMServer, served_tokens

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Sequence
 
 from auditor import __version__
 from auditor.analysis.verdicts import Verdict
-from auditor.cli.codes import EXIT_CODES_HELP, ExitCode
+from auditor.cli.codes import EXIT_CODES_HELP
 from auditor.cli.compare import compare_command, compare_parser
 from auditor.cli.datasets import datasets_command
 from auditor.cli.demo import demo_command, demo_options
@@ -29,6 +29,7 @@ from auditor.endpoint.config import endpoint_secrets
 from auditor.endpoint.secrets import redact
 from auditor.errors import AuditorError, CapabilityError
 from auditor.run.audit import AuditInterrupted
+from auditor.run.codes import ExitCode
 
 DESCRIPTION = "Tell whether a language model was trained on a multiple-choice benchmark, from an endpoint."
 URL = "http://127.0.0.1:8000/v1"

@@ -9,11 +9,11 @@ import sys
 from collections import Counter
 from typing import Any
 
-from auditor.cli.codes import outcome_code
 from auditor.cli.options import audit_config
 from auditor.cli.progress import Progress
 from auditor.report.markdown import fmt_p, headline_rows
 from auditor.run.audit import AuditOutcome, run_audit
+from auditor.run.codes import outcome_code
 from auditor.run.estimate import estimate, render
 
 

@@ -33,6 +33,7 @@ from auditor.errors import AuditorError, UsageError
 from auditor.jsonio import loads
 from auditor.report.build import FILE_MODE
 from auditor.report.compare import compare, find_runs, load_run, write_board
+from auditor.run.codes import ExitCode, outcome_code
 from auditor.run.config import AuditConfig
 from auditor.run.gridplan import BenchmarkSpec, GridPlan, ModelSpec, split_budget
 from auditor.run.outputs import check_model, check_out
@@ -40,7 +41,8 @@ from auditor.run.plan import plan_audit
 from auditor.scoring.merge import checkpoint, merge_into, seed_shard
 from providers.local import LOCAL_ENDPOINT
 
-SEVERITY = (70, 2, 3, 4, 130, 5, 6, 1)
+SEVERITY = (ExitCode.INTERNAL, ExitCode.USAGE, ExitCode.CACHE, ExitCode.ENDPOINT, ExitCode.INTERRUPTED,
+            ExitCode.PARTIAL, ExitCode.UNDECIDED, ExitCode.LEAKAGE)  # fmt: skip
 REPORT_FILES = ("report.json", "report.md", "report.html")
 
 
@@ -85,7 +87,6 @@ def caps_for(plan: GridPlan, out: Path, cache: Path) -> list[dict[str, float | i
 
 async def run_cell(cfg: AuditConfig, model: str, benchmark: str, *, fail_on_leak: bool) -> CellResult:
     """One audit; its failures become the cell's exit code and message, never an exception."""
-    from auditor.cli.codes import outcome_code  # the exit codes `auditor run` uses
     from auditor.run.audit import run_audit
 
     t0 = time.monotonic()

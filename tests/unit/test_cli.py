@@ -13,9 +13,9 @@ import pytest
 import respx
 
 from auditor.cli import main
-from auditor.cli.codes import ExitCode
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
+from auditor.run.codes import ExitCode
 from tests.conftest import DATA_SLICES
 from tests.support.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case

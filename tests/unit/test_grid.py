@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from auditor.cli import main
-from auditor.cli.codes import ExitCode
 from auditor.errors import UsageError
+from auditor.run.codes import ExitCode
 from auditor.run.gridplan import load_plan, split_budget
 from auditor.scoring.cache import ScoreCache
 from auditor.scoring.merge import merge_into, seed_shard

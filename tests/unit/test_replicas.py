@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from auditor.cli import main
-from auditor.cli.codes import ExitCode
 from auditor.endpoint.replicas import ReplicaSet
 from auditor.errors import Unreachable
+from auditor.run.codes import ExitCode
 from providers.base import EndpointInfo, LogprobRecord, Provider
 from tests.conftest import DATA_SLICES
 from tests.support.faultserver import FaultServer

@@ -14,9 +14,9 @@ import pytest
 import respx
 
 from auditor.cli import main
-from auditor.cli.codes import ExitCode
 from auditor.input.items import Item, load_items
 from auditor.prompts.orderings import PAPER
+from auditor.run.codes import ExitCode
 from tests.support.fakeserver import FakeServer
 
 BASE = "http://fake.test/v1"
