@@ -161,14 +161,6 @@ class Figure:
     height: int = 380
 
 
-def figure_dict(fig: Any) -> dict[str, Any]:
-    """A plotly Figure as plain JSON data (plotly's own encoder: numpy arrays and the like)."""
-    import plotly.io as pio
-
-    data: dict[str, Any] = json.loads(pio.to_json(fig, validate=True, pretty=False))
-    return data
-
-
 def figure_html(f: Figure) -> str:
     return (
         f'<figure><div id="{esc(f.id)}" class="plot" style="height:{int(f.height)}px"></div>'
