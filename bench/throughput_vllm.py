@@ -76,7 +76,7 @@ def vllm_section(args: argparse.Namespace, work: Path, log: Callable[[str], None
     return out
 
 
-def table(out: dict[str, Any]) -> str:
+def _instant_table(out: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     inst = out["instant"]
     s = inst["compare"]["summary"]
@@ -112,6 +112,11 @@ def table(out: dict[str, Any]) -> str:
         f"\nfully cached rerun of {rr['prompts']} prompts: {rr['wall_s']:.1f} s wall, {rr['cpu_s']:.1f} s CPU, "
         f"peak RSS {rr['peak_rss_mb']:.0f} MB"
     )
+    return lines
+
+
+def table(out: dict[str, Any]) -> str:
+    lines = _instant_table(out) if "instant" in out else []
     if "vllm" in out:
         v = out["vllm"]
         vs = v["compare"]["summary"]
