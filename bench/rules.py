@@ -67,6 +67,9 @@ def decisions(
         out["alt: deviation on top only (not chosen)"] = {
             v.id: _flag(v, "a" if _p_paired(v, null) <= 1 / 24 + 1e-12 else None) for v in audited
         }
+        out["alt: deviation in nats on top only (not chosen)"] = {
+            v.id: _flag(v, "a" if _p_paired(v, null, nats=True) <= 1 / 24 + 1e-12 else None) for v in audited
+        }
     return out
 
 
@@ -98,8 +101,11 @@ def _pooled(audited: Sequence[ItemStats], reference: Sequence[ItemStats]) -> dic
     return out
 
 
-def _p_paired(v: ItemStats, null: Any) -> float:
-    test = item_test(v, null.reference_for(v), null.alpha)
+def _p_paired(v: ItemStats, null: Any, nats: bool = False) -> float:
+    """The paired p-value alone: the rank of the deviation from the reference (standardised scores; `nats`: the
+    default's deviation in nats), without the default's second condition (published order on top of the audited
+    scores)."""
+    test = item_test(v, null.reference_for(v), null.alpha, raw_ref=null.reference_for(v, raw=True) if nats else None)
     return 1.0 if test.p_paired is None else test.p_paired
 
 
