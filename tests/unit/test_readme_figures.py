@@ -1,0 +1,33 @@
+"""The README's detection table says what bench/detection.py measured (bench/results/detection-e2e-seed*.json)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ROWS = {  # README row -> the rule's name in the saved tables
+    "paper's rule (published order on top)": "paper-a (published order on top)",
+    "auditor's default, no reference": "auditor, exchangeable (default)",
+    "auditor's default with the base model as reference (`--control-run`)": "auditor, paired with base (default)",
+}
+
+
+def saved(seed: int, rule: str) -> tuple[str, str]:
+    data = json.loads((ROOT / "bench" / "results" / f"detection-e2e-seed{seed}.json").read_text())
+    a = next(r for r in data["rows"] if r["model"] == "epoch-3")["rules"][rule]["a"]
+    return f"{a['recall']:.2f}", f"{a['fpr']:.2f}"
+
+
+def test_the_readme_detection_table_is_the_saved_measurement() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = {}
+    for line in readme.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] in ROWS:
+            found[cells[0]] = cells[1:]
+    assert set(found) == set(ROWS), "the README's detection table lost a row"
+    for row, rule in ROWS.items():
+        assert found[row] == [*saved(1, rule), *saved(0, rule)], row
+    assert re.search(r"45\s+items leaked in their published order and 45 clean ones", readme)
