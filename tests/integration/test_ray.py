@@ -98,14 +98,16 @@ def test_a_cell_whose_folder_holds_another_audits_report_is_not_run(cluster: str
         plan = tmp_path / "grid.toml"
         plan.write_text(PLAN.replace("{a}", a.base_url).replace("{b}", b.base_url))
         out = tmp_path / "board"
-        foreign = {"provenance": {"endpoint": {"base_url": "http://else.test/v1", "model": "x"},
-                                  "dataset": {"path": "elsewhere"}}}  # fmt: skip
-        (out / "a" / "mmlu").mkdir(parents=True)
-        (out / "a" / "mmlu" / "report.json").write_text(json.dumps(foreign))
+        other = out / "a" / "mmlu"  # the (a, mmlu) cell's folder, holding an audit of another benchmark
+        args = ["run", "--base-url", a.base_url, "--provider", "openai-completions", "--dataset", "arc-challenge",
+                "--items", "6", "--orderings", "cyclic", "--out", str(other), "--cache", str(tmp_path / "other.sqlite")]
+        run = subprocess.run([*auditor_cmd(), *args], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        before = (other / "report.json").read_bytes()
         code, result = grid(plan, out, tmp_path / "c.sqlite", cluster)
     assert code == 2, result
     cells = {(c["model"], c["benchmark"]): c for c in result["cells"]}
     refused = cells[("a", "mmlu")]
     assert refused["exit_code"] == 2 and "another audit" in refused["error"] and refused["ray_node"] is None
-    assert json.loads((out / "a" / "mmlu" / "report.json").read_text()) == foreign
-    assert all(c["exit_code"] == 0 for k, c in cells.items() if k != ("a", "mmlu"))
+    assert (other / "report.json").read_bytes() == before
+    assert all(c["exit_code"] == 0 and c["ray_node"] for k, c in cells.items() if k != ("a", "mmlu"))
