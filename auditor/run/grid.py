@@ -31,7 +31,7 @@ from auditor.endpoint.config import endpoint_secrets
 from auditor.endpoint.secrets import redact
 from auditor.errors import AuditorError, UsageError
 from auditor.jsonio import loads
-from auditor.report.build import FILE_MODE
+from auditor.report.build import _atomic_write
 from auditor.report.compare import compare, find_runs, load_run, write_board
 from auditor.run.codes import ExitCode, outcome_code
 from auditor.run.config import AuditConfig
@@ -150,15 +150,7 @@ def place_reports(run_dir: Path, files: dict[str, bytes], existing: dict[str, An
         check_model(run_dir, existing, str(model), force=False)
     run_dir.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
-        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, run_dir / name)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _atomic_write(run_dir / name, content.decode("utf-8"))  # the reports' writer: UTF-8 text, fsynced
 
 
 async def run_on_ray(plan: GridPlan, out: Path, cache: Path, *, fail_on_leak: bool) -> list[CellResult]:
