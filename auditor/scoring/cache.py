@@ -80,6 +80,16 @@ def _encode(record: LogprobRecord) -> tuple[str, bytes, str]:
 _NAN = float("nan")
 
 
+def _are_logprobs(first: float | None, rest: Sequence[float]) -> bool:
+    """Floats that can be a prompt's log-probabilities (C-level passes): finite, none above `LOGPROB_ROUNDING`;
+    only the first may be null."""
+    return (
+        all(map(math.isfinite, rest))
+        and (not rest or max(rest) <= LOGPROB_ROUNDING)
+        and (first is None or (math.isfinite(first) and first <= LOGPROB_ROUNDING))
+    )
+
+
 def _problem(record: LogprobRecord) -> str | None:
     """`record.problem()`, answered by C-level passes when the record is a plain score (the hot path)."""
     lp, n = record.logprobs, len(record.tokens)
@@ -88,10 +98,9 @@ def _problem(record: LogprobRecord) -> str | None:
         n
         and len(lp) == n == len(record.offsets)
         and (record.token_ids is None or len(record.token_ids) == n)
-        and (lp[0] is None or (type(lp[0]) is float and math.isfinite(lp[0]) and lp[0] <= LOGPROB_ROUNDING))
+        and type(lp[0]) in (float, type(None))
         and set(map(type, rest)) <= {float}
-        and all(map(math.isfinite, rest))  # type: ignore[arg-type]  # floats only, checked above
-        and (not rest or max(rest) <= LOGPROB_ROUNDING)  # type: ignore[type-var, operator]
+        and _are_logprobs(lp[0], rest)  # type: ignore[arg-type]  # floats only, checked above
     ):
         return None
     return record.problem()
@@ -115,12 +124,10 @@ def _decode(meta: str, values: bytes) -> LogprobRecord:
     n = len(tokens)
     if not n or len(floats) != n or len(offsets) != n or (ids is not None and len(ids) != n):
         raise ValueError("not a score: lengths differ")
-    first, rest = floats[0], floats[1:]  # NaN stands for null: allowed first only
-    if not all(map(math.isfinite, rest)) or (rest and max(rest) > LOGPROB_ROUNDING):
+    first, rest = (None if floats[0] != floats[0] else floats[0]), floats[1:]  # NaN stands for null: first only
+    if not _are_logprobs(first, rest):
         raise ValueError("not a score")
-    if first == first and (not math.isfinite(first) or first > LOGPROB_ROUNDING):
-        raise ValueError("not a score")
-    return LogprobRecord(tuple(tokens), (None if first != first else first, *rest), tuple(offsets),
+    return LogprobRecord(tuple(tokens), (first, *rest), tuple(offsets),
                          None if ids is None else tuple(ids), data.get("prompt_tokens"))  # fmt: skip
 
 
