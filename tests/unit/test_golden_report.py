@@ -8,6 +8,7 @@ behaviour across refactors: a deliberate change of the report regenerates them
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 from pathlib import Path
@@ -74,11 +75,36 @@ def normalised_md(text: str, work: Path) -> str:
     return "\n".join(lines)
 
 
+def differences(got: Any, want: Any, path: str = "") -> list[str]:
+    """Where two report.json trees differ: same keys, same lengths, same strings and integers; floats equal to
+    12 significant digits (the last digits of a sum move with numpy's build and the CPU's vector width)."""
+    if isinstance(got, dict) and isinstance(want, dict):
+        if got.keys() != want.keys():
+            return [f"{path or '/'}: keys {sorted(got.keys() ^ want.keys())} in one only"]
+        return [d for k in want for d in differences(got[k], want[k], f"{path}/{k}")]
+    if isinstance(got, list) and isinstance(want, list):
+        if len(got) != len(want):
+            return [f"{path}: {len(got)} entries, golden has {len(want)}"]
+        return [d for i, (g, w) in enumerate(zip(got, want, strict=True)) for d in differences(g, w, f"{path}[{i}]")]
+    if isinstance(got, float) and isinstance(want, float) and math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-300):
+        return []
+    return [] if type(got) is type(want) and got == want else [f"{path}: {got!r} != golden {want!r}"]
+
+
+def test_differences_tolerates_only_the_last_digits() -> None:
+    want = {"p": 0.016322588471094183, "n": 3, "s": "a", "xs": [1.0, 2.5]}
+    assert differences({**want, "p": 0.016322588471094177}, want) == []
+    assert differences({**want, "p": 0.01632258847}, want) == ["/p: 0.01632258847 != golden 0.016322588471094183"]
+    assert differences({**want, "n": 3.0}, want) == ["/n: 3.0 != golden 3"]
+    assert differences({**want, "xs": [1.0]}, want) == ["/xs: 1 entries, golden has 2"]
+    assert differences({"p": 1.0}, want) == ["/: keys ['n', 's', 'xs'] in one only"]
+
+
 def test_report_matches_golden(tmp_path: Path, capsys: Any) -> None:
     out = run_fixed_audit(tmp_path)
     got = normalised(json.loads((out / "report.json").read_text(encoding="utf-8")))
     want = json.loads((GOLDEN / "report.json").read_text(encoding="utf-8"))
-    assert got == want
+    assert differences(got, want) == []
     md = normalised_md((out / "report.md").read_text(encoding="utf-8"), tmp_path)
     assert md == (GOLDEN / "report.md").read_text(encoding="utf-8")
 
