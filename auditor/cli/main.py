@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import signal
 import sys
@@ -31,6 +30,7 @@ from auditor.endpoint.secrets import redact
 from auditor.errors import AuditorError, CapabilityError
 from auditor.run.audit import AuditInterrupted
 from auditor.run.codes import ExitCode
+from auditor.run.collector import audit_collector
 
 DESCRIPTION = "Tell whether a language model was trained on a multiple-choice benchmark, from an endpoint."
 URL = "http://127.0.0.1:8000/v1"
@@ -105,15 +105,6 @@ async def _terminable(work: Awaitable[int], terminated: list[int]) -> int:
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-# The cyclic collector's first threshold for the command line's process (CPython's default: 700). Each request
-# leaves a few dozen objects in reference cycles (httpx's response streams, tenacity's retry state); at 700 they
-# outlive young collections while the request is in flight, reach the old generation, and set off full
-# collections that walk every per-item result held so far: about 100 of them in a 100k-prompt audit, a quarter
-# of its CPU. At 10,000 the same audit spends ~24% less CPU with the same peak memory (bench/throughput.py).
-# Library callers (auditor.api) keep their own process's settings.
-GC_YOUNG_THRESHOLD = 10_000
-
-
 def _how(terminated: list[int]) -> str:
     return "terminated (SIGTERM)" if terminated else "interrupted"
 
@@ -125,13 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else ExitCode.USAGE
     debug = os.environ.get("AUDITOR_DEBUG") == "1"
     terminated: list[int] = []
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *thresholds[1:])
     try:
         commands = {"probe": probe_command, "run": run_command, "estimate": estimate_command, "demo": demo_command,
                     "plan": plan_command}  # fmt: skip
         command = {**commands, "compare": compare_command, "grid": grid_command}.get(args.command, datasets_command)
-        return int(asyncio.run(_terminable(command(args), terminated)))
+        with audit_collector():  # auditor/run/collector.py: ~20% less CPU in a large audit
+            return int(asyncio.run(_terminable(command(args), terminated)))
     except CapabilityError as err:
         print(f"auditor: endpoint cannot be audited: {redact(str(err), _secrets(args))}", file=sys.stderr)
         return err.exit_code
@@ -163,8 +153,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return ExitCode.INTERNAL
-    finally:
-        gc.set_threshold(*thresholds)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from auditor.jsonio import loads
 from auditor.report.build import _atomic_write
 from auditor.report.compare import compare, find_runs, load_run, write_board
 from auditor.run.codes import ExitCode, outcome_code
+from auditor.run.collector import audit_collector
 from auditor.run.config import AuditConfig
 from auditor.run.gridplan import BenchmarkSpec, GridPlan, ModelSpec, split_budget
 from auditor.run.outputs import check_model, check_out
@@ -124,8 +125,9 @@ def _ray_cell(cell: dict[str, Any], seed: bytes) -> tuple[dict[str, Any], bytes,
         shard.write_bytes(seed)
         plan = cell["plan"]
         cfg = cell_config(plan, cell["model"], cell["benchmark"], out, shard, cell["caps"])
-        result = asyncio.run(run_cell(cfg, cell["model"].name, cell["benchmark"].name,
-                                      fail_on_leak=cell["fail_on_leak"]))  # fmt: skip
+        with audit_collector():  # as `auditor run` has it (auditor/run/collector.py)
+            result = asyncio.run(run_cell(cfg, cell["model"].name, cell["benchmark"].name,
+                                          fail_on_leak=cell["fail_on_leak"]))  # fmt: skip
         result.ray_node = ray.get_runtime_context().get_node_id()
         run_dir = out / cell["model"].name / cell["benchmark"].name
         files = {n: (run_dir / n).read_bytes() for n in REPORT_FILES if (run_dir / n).exists()}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from auditor.cli import main
 from auditor.input.items import load_items
 from auditor.prompts.orderings import PAPER
 from auditor.run.codes import ExitCode
+from auditor.run.collector import YOUNG_THRESHOLD
 from tests.conftest import DATA_SLICES
 from tests.support.fakeserver import FakeServer
 from tests.unit.test_items import CASES, _write_case
@@ -163,6 +165,34 @@ def test_unreachable_endpoint_is_one_line(tmp_path: Path, capsys: pytest.Capture
     code = main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "2", "--cache", str(tmp_path / "c")])
     err = capsys.readouterr().err
     assert code == 4 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_a_run_collects_less_often_and_leaves_the_callers_setting(dataset: Path, tmp_path: Path) -> None:
+    """The CLI's process collects young objects every YOUNG_THRESHOLD allocations while it audits (auditor/run/
+    collector.py); whoever called main() in-process gets their own setting back, after a run and after an error."""
+    server = FakeServer()
+    seen: list[int] = []
+    handler = server.handler
+
+    def watching(request: httpx.Request) -> httpx.Response:
+        seen.append(gc.get_threshold()[0])
+        return handler(request)
+
+    router = respx.mock(assert_all_called=False)
+    router.route(host="fake.test").mock(side_effect=watching)
+    before = gc.get_threshold()
+    gc.set_threshold(555, *before[1:])
+    try:
+        args = ["run", "--base-url", BASE, "--model", "fake-model", "--dataset", str(dataset),
+                "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "c.sqlite")]  # fmt: skip
+        with router:
+            assert main(args) == ExitCode.OK
+        assert seen and set(seen) == {YOUNG_THRESHOLD}
+        assert gc.get_threshold()[0] == 555
+        assert main(["run", "--base-url", BASE, "--dataset", str(tmp_path / "missing")]) == ExitCode.USAGE
+        assert gc.get_threshold()[0] == 555
+    finally:
+        gc.set_threshold(*before)
 
 
 def test_bad_dataset_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
