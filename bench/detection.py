@@ -151,8 +151,9 @@ def main() -> None:
     ports = {k: int(v) for k, v in (p.split("=", 1) for p in args.port)}
     seed = args.canary_seed
     saved = RESULTS / f"detection-{args.subset}-seed{seed}.json"
-    if args.reuse and saved.exists():  # the canary these reports were scored on, even if the build script moved on
-        canary = Path(json.loads(saved.read_text())["canary"])
+    before: dict[str, Any] = json.loads(saved.read_text()) if args.reuse and saved.exists() else {}
+    if before:  # the canary these reports were scored on, even if the build script moved on
+        canary = Path(before["canary"])
     else:
         canary = build_canary(3600, *(() if seed == 0 else ("--seed", str(seed), "--epochs", "3")))
     runs = RUNS if seed == 0 else RUNS / f"seed{seed}"
@@ -162,7 +163,7 @@ def main() -> None:
     items = load_items(dataset).items
     # the checkpoints first: their no-reference rules need no base-model audit
     models = {**{f"epoch-{e}": canary / f"epoch-{e}" for e in args.epochs}, "base": base_model_dir(canary)}
-    timings = {}
+    timings = dict(before.get("timings", {}))  # a reused report keeps the timing of the audit that made it
     for name, model_dir in models.items():
         out = runs / args.subset / name
         if not (args.reuse and (out / "report.json").exists()):
