@@ -178,6 +178,39 @@ def _rule_rates(null: Any, clean: list[ItemStats], leaked: list[ItemStats]) -> d
     return out
 
 
+def _instrumented(clean: np.ndarray[Any, Any], leaked: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any],
+                  ref2: np.ndarray[Any, Any]) -> dict[str, Any]:
+    """Not in the package: the deviation from ref1 with ref1 rescaled by an instrument, a second clean
+    reference. Within-item centred scores; beta = cov(audited, ref2) / cov(ref1, ref2) over every ordering of
+    every item (clean and leaked together, as a real dataset mixes them, no labels): with natural order n,
+    audited = n + noise and ref_k = s_k n + noise_k, beta estimates 1 / s_1, so audited - beta ref1 has no
+    natural order left, whatever ref1's scale (one reference's own regression slope cannot: its noise
+    attenuates it). Flag: published order (column 0) first. "nats, numpy" is the default's rule computed
+    the same way (deviation in nats, and the published order first in the audited scores too), a check of
+    this code against the package's rows."""
+
+    def centred(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        return x - x.mean(axis=1, keepdims=True)
+
+    audited = np.concatenate([clean, leaked])
+    r1 = centred(np.concatenate([ref1, ref1]))
+    r2 = centred(np.concatenate([ref2, ref2]))
+    beta = float(np.sum(centred(audited) * r2) / np.sum(r1 * r2))
+
+    def rates(scale: float, both: bool) -> dict[str, float]:
+        out = {}
+        for name, a in (("clean_flagged", clean), ("leaked_flagged", leaked)):
+            top = np.argmax(a - scale * ref1, axis=1) == 0
+            if both:
+                top &= np.argmax(a, axis=1) == 0
+            out[name] = float(np.mean(top))
+        return out
+
+    return {"nats, numpy (check)": rates(1.0, True), "instrumented beta": {"beta": beta},
+            "instrumented, deviation first": rates(beta, False),
+            "instrumented, deviation and audited first": rates(beta, True)}  # fmt: skip
+
+
 def scale_mismatch(n: int = 4000, lift: float = 4.0) -> dict[str, Any]:
     """Clean and leaked items (published order lifted by `lift`) sharing natural order with one reference
     whose natural-order component is scaled by 0.5..2.0 (bench.nulls.natural's model at scale 1.5)."""
@@ -191,8 +224,11 @@ def scale_mismatch(n: int = 4000, lift: float = 4.0) -> dict[str, Any]:
         clean = -50 + shared + rng.normal(0, 1, size=(n, 24))
         leaked = clean.copy()
         leaked[:, 0] += lift
-        null = control_null([(verdicts(-60 + scale * shared + rng.normal(0, 1, size=(n, 24))), "ref")])
-        row = _rule_rates(null, verdicts(clean), verdicts(leaked))
+        ref1 = -60 + scale * shared + rng.normal(0, 1, size=(n, 24))
+        null = control_null([(verdicts(ref1), "ref")])
+        row: dict[str, Any] = _rule_rates(null, verdicts(clean), verdicts(leaked))
+        ref2 = -55 + shared + rng.normal(0, 1, size=(n, 24))  # drawn last: the rows above keep their numbers
+        row |= _instrumented(clean, leaked, ref1, ref2)
         out["scales"][str(scale)] = row
         print(f"reference scale {scale}: {json.dumps(row)}", flush=True)
     return out
