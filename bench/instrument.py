@@ -11,6 +11,11 @@ item (no labels) estimates how strongly the audited model expresses ref1's natur
 order is first" of a statistic (exact 1/24 under its null): the audited scores (paper-a), the deviation in
 nats from the base, both (the default's paired rule), the instrumented deviation alone and with the audited
 scores. Recall on published-order leaks, FPR on clean items; writes bench/results/instrument-e2e-seed<S>.json.
+
+Also a weighted deviation, audited - w * base for w = 0, 0.1, ..., 1.2 (w = 0 is paper-a, w = 1 the deviation in
+nats): its null is "the audited model expresses the base's natural order at w times the base's scale", so w is a
+parameter fitted on labels; it is chosen on seed 0 (highest recall at <= 5% of clean items flagged, ties all
+kept) and read on seed 1 (`--canary-seed 1` prints the chosen weights' figures there).
 """
 
 from __future__ import annotations
@@ -83,7 +88,18 @@ def evaluate(seed: int) -> dict[str, Any]:
         rules[f"instrumented deviation from {ref1} first"] = rates(top)
         rules[f"instrumented deviation from {ref1} and audited first"] = rates(top & published_first(a))
     out["rules"] = rules
+    out["weighted"] = {f"{w:.1f}": rates(published_first(a - w * base)) for w in WEIGHTS}
     return out
+
+
+WEIGHTS = [k / 10 for k in range(13)]  # 0 = the audited scores (paper-a), 1 = the deviation in nats from the base
+
+
+def choose_weight(sweep: dict[str, dict[str, float]], max_fpr: float = 0.05) -> list[str]:
+    """The weights (keys of `sweep`) with the highest recall at a clean FPR <= max_fpr: all of them when tied."""
+    ok = {w: r["recall"] for w, r in sweep.items() if r["clean_fpr"] <= max_fpr}
+    best = max(ok.values(), default=None)
+    return [w for w, rec in ok.items() if rec == best]
 
 
 def main() -> None:
@@ -96,7 +112,17 @@ def main() -> None:
     out = evaluate(args.canary_seed)
     for name, r in out["rules"].items():
         print(f"{name:58s} recall {r['recall']:.2f}  clean FPR {r['clean_fpr']:.2f}")
-    print({k: v for k, v in out.items() if k != "rules"})
+    print("published order first in audited - w * base:")
+    for w, r in out["weighted"].items():
+        print(f"  w {w}  recall {r['recall']:.2f}  clean FPR {r['clean_fpr']:.3f}")
+    if args.canary_seed == 0:
+        out["weights_chosen_here"] = chosen = choose_weight(out["weighted"])
+        print(f"chosen on this canary (highest recall at clean FPR <= 0.05; ties all kept): {chosen}")
+    else:
+        chosen = json.loads((RESULTS / "instrument-e2e-seed0.json").read_text()).get("weights_chosen_here", [])
+        there = [f"w {w}: {out['weighted'][w]['recall']:.2f} / {out['weighted'][w]['clean_fpr']:.3f}" for w in chosen]
+        print(f"the weights chosen on seed 0 ({chosen}), here: {', '.join(there)}")
+    print({k: v for k, v in out.items() if k not in ("rules", "weighted")})
     path = RESULTS / f"instrument-e2e-seed{args.canary_seed}.json"
     path.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {path}")
