@@ -138,8 +138,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, nargs="*", default=[3])
     ap.add_argument("--tables", action="store_true", help="print the saved tables and exit")
     ap.add_argument("--markdown", action="store_true", help="with --tables: as README markdown")
-    ap.add_argument("--canary-seed", type=int, default=0,
-                    help="the canary's seed (0: the default canary; another seed builds a held-out one, epochs 3 only)")
+    ap.add_argument(
+        "--canary-seed",
+        type=int,
+        default=0,
+        help="the canary's seed (0: the default canary; another seed builds a held-out one, epochs 3 only)",
+    )
     ap.add_argument("--reuse", action="store_true", help="evaluate the reports already in bench/results/runs")
     ap.add_argument("--port", action="append", default=[], metavar="MODEL=PORT",
                     help="serve MODEL (base, epoch-3, ...) on PORT, e.g. to resume an interrupted audit from the"

@@ -78,9 +78,12 @@ def evaluate(seed: int) -> dict[str, Any]:
         "base alone: published first": rates(published_first(base)),
         "gemma alone: published first": rates(published_first(gemma)),
     }
-    out: dict[str, Any] = {"canary_seed": seed, "items": len(ids),
-                           "counts": {k: int((status == k).sum()) for k in sorted(set(status))},
-                           "corr_base_gemma": float(np.corrcoef(centred(base).ravel(), centred(gemma).ravel())[0, 1])}
+    out: dict[str, Any] = {
+        "canary_seed": seed,
+        "items": len(ids),
+        "counts": {k: int((status == k).sum()) for k in sorted(set(status))},
+        "corr_base_gemma": float(np.corrcoef(centred(base).ravel(), centred(gemma).ravel())[0, 1]),
+    }
     for ref1, r1, ref2, r2 in (("base", base, "gemma", gemma), ("gemma", gemma, "base", base)):
         beta = instrument_beta(a, r1, r2)
         out[f"beta, {ref1} instrumented by {ref2}"] = beta

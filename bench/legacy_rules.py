@@ -46,7 +46,7 @@ def thresholds(control: Sequence[ItemStats] | None, k: int = 24, alpha: float = 
 
 
 def decide_v1(v: ItemStats, t: tuple[float, float]) -> str | None:
-    """"a", "b" or None, as v1 decided."""
+    """ "a", "b" or None, as v1 decided."""
     if v.rank == 1 and v.z_published >= t[0]:
         return "a"
     if v.best_index != 0 and v.outlier_score >= t[1]:

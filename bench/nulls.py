@@ -169,6 +169,7 @@ def _rule_rates(null: Any, clean: list[ItemStats], leaked: list[ItemStats]) -> d
 
     out = {}
     for rule in ("nats (default)", "standardised (first version)"):
+
         def flag(v: ItemStats) -> bool:
             test = decide(v, null) if rule.startswith("nats") else item_test(v, null.reference_for(v), null.alpha)  # noqa: B023
             return test.scenario == "a"
@@ -196,8 +197,9 @@ def instrument_beta(audited: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any], r
     return float(np.sum(centred(audited) * centred(ref2)) / np.sum(centred(ref1) * centred(ref2)))
 
 
-def _instrumented(clean: np.ndarray[Any, Any], leaked: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any],
-                  ref2: np.ndarray[Any, Any]) -> dict[str, Any]:
+def _instrumented(
+    clean: np.ndarray[Any, Any], leaked: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any], ref2: np.ndarray[Any, Any]
+) -> dict[str, Any]:
     """Not in the package: the deviation from ref1 rescaled by `instrument_beta`, with ref2 the instrument,
     beta taken over clean and leaked items together (as a real dataset mixes them). "nats, numpy" is the
     default's rule computed the same way (deviation in nats, and the published order first in the audited

@@ -336,8 +336,13 @@ def instant_section(args: argparse.Namespace, work: Path, log: Callable[[str], N
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--compare", type=int, default=100_000, help="prompts per client in the interleaved comparison (at"
-                   " least: the audit's --limit counts MMLU rows, the fewest rows giving this many are taken)")
+    p.add_argument(
+        "--compare",
+        type=int,
+        default=100_000,
+        help="prompts per client in the interleaved comparison (at"
+        " least: the audit's --limit counts MMLU rows, the fewest rows giving this many are taken)",
+    )
     p.add_argument("--lmeval-n", type=int, default=0, help="prompts for lm-eval if fewer (it is slow); 0: --compare")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sizes", default="10000,100000,300000", type=lambda s: [int(x) for x in s.split(",")])
@@ -349,8 +354,12 @@ def main() -> None:
     p.add_argument("--only-vllm", action="store_true", help="the vLLM-CPU comparison alone (no instant server)")
     p.add_argument("--vllm-prompts", type=int, default=2400)
     p.add_argument("--vllm-concurrency", default="1,2,4,8", type=lambda s: [int(x) for x in s.split(",")])
-    p.add_argument("--out", type=Path, default=None,
-                   help="default bench/results/throughput.json (--only-vllm: throughput_vllm.json)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="default bench/results/throughput.json (--only-vllm: throughput_vllm.json)",
+    )
     args = p.parse_args()
     if args.out is None:
         args.out = ROOT / "bench" / "results" / ("throughput_vllm.json" if args.only_vllm else "throughput.json")

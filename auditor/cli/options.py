@@ -94,9 +94,7 @@ def audit_options(run: argparse.ArgumentParser, *, estimate: bool = False) -> No
         type=int,
         help="the first N items (files by name, rows in order): a prefix, not a sample; prefer --items N",
     )
-    d.add_argument(
-        "--items", type=int, metavar="N", help="a seeded, subject-stratified sample of N items (--seed)"
-    )
+    d.add_argument("--items", type=int, metavar="N", help="a seeded, subject-stratified sample of N items (--seed)")
     d.add_argument("--template", default="paper", help="paper (default), mmlu, or a JSON template file")
     d.add_argument("--max-orderings", type=int, default=120, help="all n! orderings up to this many, else a sample")
     d.add_argument(

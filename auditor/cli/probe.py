@@ -16,8 +16,10 @@ async def probe_command(args: argparse.Namespace) -> int:
     """Print which dialects answer with usable prompt logprobs; exit 0 only when one does."""
     ep = endpoint_config(args)
     if ep.replicas:
-        raise UsageError("probe checks one endpoint: give one --base-url and probe each replica in turn"
-                         " (`auditor run` probes and cross-checks every replica before scoring)")
+        raise UsageError(
+            "probe checks one endpoint: give one --base-url and probe each replica in turn"
+            " (`auditor run` probes and cross-checks every replica before scoring)"
+        )
     with ScoreCache(args.cache) as cache:
         async with http_client(ep) as client:
             if ep.provider == AUTO:

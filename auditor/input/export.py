@@ -239,7 +239,10 @@ def _same(got: Item, kept: Item, same_ids: bool) -> bool:
     """Same item; ids may differ only where the original id was its row number (`<file stem>:<row>`)."""
     renumbered = not same_ids and kept.id == f"{data_stem(Path(kept.source))}:{kept.row}"
     return (got.question, got.options, got.answer, got.subject) == (
-        kept.question, kept.options, kept.answer, kept.subject
+        kept.question,
+        kept.options,
+        kept.answer,
+        kept.subject,
     ) and (renumbered or got.id == kept.id)
 
 

@@ -53,7 +53,6 @@ class RawItem:
     lenient: bool = False  # from a format whose known gaps are skipped and counted without --skip-invalid
 
 
-
 def data_suffix(path: Path) -> str:
     """The suffix that decides the format: `.jsonl` for `x.jsonl`, and for `x.jsonl.gz` too."""
     suffixes = [s.lower() for s in path.suffixes]

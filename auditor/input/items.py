@@ -150,8 +150,11 @@ def _validate(raw: RawItem, file: Path) -> Item:
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as err:  # a JSON "\ud800" escape without its pair: not text a server can take
-            raise bad(f"{fld} holds an unpaired surrogate ({text[err.start]!r} at character {err.start})", fld,
-                      "fix the \\u escape in the file (a surrogate needs its pair) or pass --skip-invalid") from None
+            raise bad(
+                f"{fld} holds an unpaired surrogate ({text[err.start]!r} at character {err.start})",
+                fld,
+                "fix the \\u escape in the file (a surrogate needs its pair) or pass --skip-invalid",
+            ) from None
     return Item(item_id, raw.question, tuple(options), answer, subject, str(file), raw.row)
 
 

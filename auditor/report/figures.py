@@ -19,9 +19,15 @@ SUBJECT_FDR = 0.05  # subjects whose BH-adjusted p-value is below this are marke
 LEAK, CLEAN, MUTED, CONTROL = "#b42318", "#1a7f37", "#8c959f", "#0969da"
 _LAYOUT: dict[str, Any] = {
     # a few lines of style instead of a named template (copying plotly's templates costs ~0.2 s a figure)
-    "template": {"layout": {"plot_bgcolor": "white", "paper_bgcolor": "white", "colorway": [CONTROL, LEAK, MUTED],
-                            "xaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d1d9e0", "linecolor": "#d1d9e0"},
-                            "yaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d1d9e0", "linecolor": "#d1d9e0"}}},
+    "template": {
+        "layout": {
+            "plot_bgcolor": "white",
+            "paper_bgcolor": "white",
+            "colorway": [CONTROL, LEAK, MUTED],
+            "xaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d1d9e0", "linecolor": "#d1d9e0"},
+            "yaxis": {"gridcolor": "#eaeef2", "zerolinecolor": "#d1d9e0", "linecolor": "#d1d9e0"},
+        }
+    },
     "margin": {"l": 60, "r": 20, "t": 40, "b": 50},
     "font": {"family": "system-ui, DejaVu Sans, sans-serif", "size": 13},
     "legend": {"orientation": "h", "y": 1.12, "x": 0},

@@ -298,8 +298,12 @@ def _provenance(
         "dataset": {
             "path": str(cfg.dataset),
             "description": plan.description,
-            "bundled": None if plan.bundled is None else {
-                "name": plan.bundled.name, "source": plan.bundled.source, "licence": plan.bundled.licence,
+            "bundled": None
+            if plan.bundled is None
+            else {
+                "name": plan.bundled.name,
+                "source": plan.bundled.source,
+                "licence": plan.bundled.licence,
                 "items_sha256": plan.bundled.meta["items_sha256"],
             },
             "sha256": dataset_sha256(plan.load.files, plan.path),

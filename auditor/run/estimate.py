@@ -77,7 +77,9 @@ async def estimate(cfg: AuditConfig) -> dict[str, Any]:
         "price_per_mtok": price,
         "cost": None if price is None else tokens * price / 1_000_000,
         "full_protocol_prompts": plan.full_protocol_prompts(cfg.max_orderings),
-        "accuracy": None if not cfg.accuracy else {
+        "accuracy": None
+        if not cfg.accuracy
+        else {
             "prompts": sum(harness_count(it) for it in plan.items),
             "prompts_to_score": sum(harness),
             "tokens": sum(c for c, h in zip(counted.counts, harness, strict=True) if h) + gen * sum(harness),

@@ -144,7 +144,7 @@ def _model(data: Mapping[str, Any], where: str) -> ModelSpec:
         raise UsageError(f"{where}: base_url must be a URL or a list of URLs (replicas of one model)")
     provider = str(data.get("provider", "auto"))
     if not urls and provider not in ("auto", "local"):
-        raise UsageError(f"{where}: needs base_url (or provider = \"local\" and model = a path or smollm2)")
+        raise UsageError(f'{where}: needs base_url (or provider = "local" and model = a path or smollm2)')
     if not urls and not data.get("model"):
         raise UsageError(f"{where}: needs base_url, or model (a path or smollm2) to score in process")
     return ModelSpec(data["name"], tuple(urls), str(data.get("model", "")), provider, data.get("api_key_env"),

@@ -99,8 +99,23 @@ def test_a_cell_whose_folder_holds_another_audits_report_is_not_run(cluster: str
         plan.write_text(PLAN.replace("{a}", a.base_url).replace("{b}", b.base_url))
         out = tmp_path / "board"
         other = out / "a" / "mmlu"  # the (a, mmlu) cell's folder, holding an audit of another benchmark
-        args = ["run", "--base-url", a.base_url, "--provider", "openai-completions", "--dataset", "arc-challenge",
-                "--items", "6", "--orderings", "cyclic", "--out", str(other), "--cache", str(tmp_path / "other.sqlite")]
+        args = [
+            "run",
+            "--base-url",
+            a.base_url,
+            "--provider",
+            "openai-completions",
+            "--dataset",
+            "arc-challenge",
+            "--items",
+            "6",
+            "--orderings",
+            "cyclic",
+            "--out",
+            str(other),
+            "--cache",
+            str(tmp_path / "other.sqlite"),
+        ]
         run = subprocess.run([*auditor_cmd(), *args], capture_output=True, text=True, timeout=300)
         assert run.returncode == 0, run.stderr[-2000:]
         before = (other / "report.json").read_bytes()

@@ -35,8 +35,21 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
     out, cache = tmp_path / "m1", tmp_path / "auditor.sqlite"
     # anatomy's first 20 rows have 20 distinct option lists (items sharing a list are scored once)
     anatomy = DATA_SLICES / "mmlu" / "test" / "anatomy_test.csv"
-    args = ["run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(anatomy),
-            "--limit", "20", "--out", str(out), "--cache", str(cache)]
+    args = [
+        "run",
+        "--base-url",
+        s.base_url,
+        "--model",
+        "smollm2",
+        "--dataset",
+        str(anatomy),
+        "--limit",
+        "20",
+        "--out",
+        str(out),
+        "--cache",
+        str(cache),
+    ]
     before = scoring_request_count(s)
     t0 = time.monotonic()
     first = run_cli(*args)
@@ -75,9 +88,23 @@ def test_multibyte_text_aligns_on_real_tokenizer(
     still align."""
     s = server_log_on_failure
     out = tmp_path / "cmmlu"
-    proc = run_cli("run", "--base-url", s.base_url, "--model", "smollm2",
-                   "--dataset", str(shared_data / "cmmlu" / "test" / "agronomy.csv"), "--limit", "3",
-                   "--out", str(out), "--cache", str(tmp_path / "c.sqlite"), "--template", "mmlu")
+    proc = run_cli(
+        "run",
+        "--base-url",
+        s.base_url,
+        "--model",
+        "smollm2",
+        "--dataset",
+        str(shared_data / "cmmlu" / "test" / "agronomy.csv"),
+        "--limit",
+        "3",
+        "--out",
+        str(out),
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--template",
+        "mmlu",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["n_items"] == 3 and report["summary"]["n_failed"] == 0, report["failures"]

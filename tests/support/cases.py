@@ -230,8 +230,16 @@ def all_ties(ctx: Ctx) -> Outcome:
         run = ctx.audit(srv.base_url, synthetic_dataset(ctx.tmp, 20, 4), "ties")
     s = _summary(ctx, "ties")
     top1, p = s.get("n_top1", s.get("n_leaked")), s.get("p_verdict", s.get("p_value"))  # report schema 2, then 1
-    return Outcome(run, {"verdict": s.get("verdict"), "n_top1": top1, "p": p,
-                         "n_degenerate": s.get("n_degenerate"), "stdout": run.stdout.strip().splitlines()[:1]})
+    return Outcome(
+        run,
+        {
+            "verdict": s.get("verdict"),
+            "n_top1": top1,
+            "p": p,
+            "n_degenerate": s.get("n_degenerate"),
+            "stdout": run.stdout.strip().splitlines()[:1],
+        },
+    )
 
 
 # -- 7. outputs ----------------------------------------------------------------------------------------------

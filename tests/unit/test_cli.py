@@ -228,8 +228,19 @@ def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_pat
         return None
 
     server = FakeServer(hook=hook)
-    args = ["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(tmp_path / "r"), "--limit", "2",
-            "--cache", str(tmp_path / "c.sqlite")]
+    args = [
+        "run",
+        "--base-url",
+        BASE,
+        "--dataset",
+        str(dataset),
+        "--out",
+        str(tmp_path / "r"),
+        "--limit",
+        "2",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
     with serve(server):
         assert main(args) == TOO_FEW
         sent = server.completion_requests
@@ -244,8 +255,9 @@ def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_pat
     assert report["summary"]["n_failed"] == 0 and report["summary"]["n_items"] == 2
 
 
-def test_api_key_sent_but_never_written(dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_key_sent_but_never_written(
+    dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     sentinel = "sk-SENTINEL-9f8e7d6c5b4a"
     monkeypatch.setenv("AUDITOR_TEST_KEY", sentinel)
     items = load_items(dataset).items[:2]
@@ -263,17 +275,46 @@ def test_api_key_sent_but_never_written(dataset: Path, tmp_path: Path, monkeypat
     out, cache = tmp_path / "r", tmp_path / "c.sqlite"
     with respx.mock(assert_all_called=False) as router:
         router.route(host="fake.test").mock(side_effect=handler)
-        code = main(["run", "--base-url", BASE, "--dataset", str(dataset), "--out", str(out), "--limit", "2",
-                     "--cache", str(cache), "--api-key-env", "AUDITOR_TEST_KEY"])
+        code = main(
+            [
+                "run",
+                "--base-url",
+                BASE,
+                "--dataset",
+                str(dataset),
+                "--out",
+                str(out),
+                "--limit",
+                "2",
+                "--cache",
+                str(cache),
+                "--api-key-env",
+                "AUDITOR_TEST_KEY",
+            ]
+        )
         assert code == TOO_FEW
-        code = main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "1", "--cache", str(cache),
-                     "--api-key-env", "AUDITOR_TEST_KEY"])
+        code = main(
+            [
+                "probe",
+                "--base-url",
+                "http://127.0.0.1:9/v1",
+                "--timeout",
+                "1",
+                "--cache",
+                str(cache),
+                "--api-key-env",
+                "AUDITOR_TEST_KEY",
+            ]
+        )
     assert seen_auth and all(a == f"Bearer {sentinel}" for a in seen_auth)
     printed = capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["n_failed"] == 1 and "[REDACTED]" in report["failures"][0]["reason"]
-    for blob in [printed.out, printed.err, *(p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*")
-                                              if p.is_file())]:
+    for blob in [
+        printed.out,
+        printed.err,
+        *(p.read_bytes().decode("latin-1") for p in tmp_path.rglob("*") if p.is_file()),
+    ]:
         assert sentinel not in blob
 
 

@@ -65,8 +65,10 @@ def test_other_text_files_in_a_directory_are_passed_over(tmp_path: Path) -> None
     (tmp_path / "possibly_contaminated_urls.txt").write_text("http://a.example\nhttp://b.example\n", encoding="utf-8")
     (tmp_path / "README.txt").write_text("about\n3\nthis\nlooks\nlike\nitems\n", encoding="utf-8")
     r = load_items(tmp_path)
-    assert len(r.items) == 3 and sorted(f.name for f in r.ignored_files) == ["README.txt",
-                                                                               "possibly_contaminated_urls.txt"]
+    assert len(r.items) == 3 and sorted(f.name for f in r.ignored_files) == [
+        "README.txt",
+        "possibly_contaminated_urls.txt",
+    ]
 
 
 def reference_example(path: Path) -> Path:

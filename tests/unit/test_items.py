@@ -713,7 +713,6 @@ def test_the_reference_papers_format_skips_its_gaps_without_a_flag(tmp_path: Pat
     assert skipped == [(0, "option C is empty"), (2, "1 option(s); at least 2 are needed")]
 
 
-
 def test_an_unpaired_surrogate_is_a_dataset_error_naming_row_and_field(tmp_path: Path) -> None:
     """JSON can spell a lone surrogate ("\\ud800"); no server can take it as text. It is refused at load (row,
     field), or skipped with --skip-invalid, instead of failing deep inside the run."""

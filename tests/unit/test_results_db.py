@@ -131,7 +131,8 @@ def test_compare_reads_the_results_db(tmp_path: Path, capsys: pytest.CaptureFixt
     assert other["run"] == str(tmp_path / "clean")
     letter = leaky["accuracy"]["methods"]["letter"]
     assert (top["accuracy"], top["accuracy_decontaminated"]) == (
-        letter["overall"]["accuracy"], letter["unflagged"]["accuracy"]
+        letter["overall"]["accuracy"],
+        letter["unflagged"]["accuracy"],
     )
     assert top["accuracy"] > top["accuracy_decontaminated"]  # the planted items were answered right
     printed = capsys.readouterr().out

@@ -113,8 +113,7 @@ def test_token_budget_is_never_exceeded_and_the_rest_is_resumable(big_dataset: P
 def test_request_budget_counts_requests(big_dataset: Path, tmp_path: Path) -> None:
     server = FakeServer()
     with serve(server):
-        part = run(big_dataset, tmp_path, "part", "--limit", "10", "--max-requests", "4", "--concurrency", "3",
-                   code=5)
+        part = run(big_dataset, tmp_path, "part", "--limit", "10", "--max-requests", "4", "--concurrency", "3", code=5)
     assert server.completion_requests - 1 <= 4  # the probe's request is not a scoring request
     assert part["budget"]["stopped_by"] == "requests" and part["summary"]["n_items"] == 4
 
