@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from auditor.analysis.detector import ItemStats, stats_from_report
-from auditor.analysis.itemtests import item_test
+from auditor.analysis.itemtests import item_test, reference_scores
 from auditor.analysis.paper import isolation_scores, paper_b
 from auditor.analysis.stats import wilson_interval
 from auditor.analysis.verdicts import control_null, decide, exchangeable_null
@@ -70,6 +70,24 @@ def decisions(
         out["alt: deviation in nats on top only (not chosen)"] = {
             v.id: _flag(v, "a" if _p_paired(v, null, nats=True) <= 1 / 24 + 1e-12 else None) for v in audited
         }
+        for w in WEIGHTS:
+            out[f"alt: weighted deviation, w = {w} (not chosen)"] = _weighted(audited, reference, w)
+    return out
+
+
+# audited - w * base: the weights chosen on the seed-0 canary's e2e items (bench/instrument.py), not adopted
+WEIGHTS = (0.5, 0.6)
+
+
+def _weighted(audited: Sequence[ItemStats], reference: Sequence[ItemStats], w: float) -> dict[str, Flag]:
+    """The published order first in the audited scores minus w times the reference's (in nats, ordering by
+    ordering); items the reference did not score in every ordering are not flagged."""
+    refs = {r.id: r for r in reference}
+    out: dict[str, Flag] = {}
+    for v in audited:
+        ref = reference_scores(v, (refs,), raw=True)
+        top = ref is not None and int(np.argmax(np.asarray(v.scores, dtype=float) - w * ref)) == 0
+        out[v.id] = _flag(v, "a" if top else None)
     return out
 
 
