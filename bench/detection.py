@@ -1,6 +1,7 @@
 """Detection quality on the canary: every item rule, with and without a reference, per scenario.
 
     .venv/bin/python -m bench.detection [--canary-seed S] [--subset e2e|half|full] [--epochs 3] [--reuse]
+                                        [--except-subset e2e]   # score only the items outside e2e
     .venv/bin/python -m bench.detection --tables     # print the saved tables (both canaries, simulated nulls)
 
 Builds (or reuses) the canary (seed 0: the default one; another seed: a held-out canary, epoch 3 only),
@@ -148,6 +149,9 @@ def main() -> None:
     ap.add_argument("--port", action="append", default=[], metavar="MODEL=PORT",
                     help="serve MODEL (base, epoch-3, ...) on PORT, e.g. to resume an interrupted audit from the"
                     " cache (its keys include the URL)")  # fmt: skip
+    ap.add_argument("--except-subset", choices=tuple(SUBSETS), metavar="SUBSET",
+                    help="score the rules only on the items not in SUBSET (e.g. full except e2e: items no rule was"
+                    " looked at on); the audits still cover the whole --subset")  # fmt: skip
     args = ap.parse_args()
     if args.tables:
         print_saved(args.markdown)
@@ -176,17 +180,23 @@ def main() -> None:
                               port=ports.get(name, 0))  # fmt: skip
             timings[name] = {"server_start_s": run.server_start_s, "audit_s": run.seconds,
                              "total_s": time.monotonic() - t0}  # fmt: skip
-    rows = []
+    name_of_set = args.subset if args.except_subset is None else f"{args.subset}-except-{args.except_subset}"
+    if args.except_subset is not None:
+        left_out = set(subset(truth, SUBSETS[args.except_subset]))
+        ids = [i for i in ids if i not in left_out]
+        items = [it for it in items if it.id not in left_out]
+    rows, scored_here = [], set(ids)
     for name in ("base", *(n for n in models if n != "base")):
         report = json.loads((runs / args.subset / name / "report.json").read_text())
+        report["items"] = [d for d in report["items"] if d["id"] in scored_here]
         control = runs / args.subset / "base" if name != "base" else None
         rows.append(evaluate(name, report, {i: truth[i] for i in ids}, items, control))
     counts = {s: sum(truth[i]["status"] == s for i in ids) for s in STATUSES}
     result = {"canary": str(canary), "canary_seed": seed, "role": ROLES.get(seed, "held out"),
-              "subset": args.subset, "counts": counts, "rows": rows, "timings": timings}  # fmt: skip
+              "subset": name_of_set, "counts": counts, "rows": rows, "timings": timings}  # fmt: skip
     print_table(result)
     RESULTS.mkdir(exist_ok=True)
-    out_json = RESULTS / f"detection-{args.subset}-seed{seed}.json"
+    out_json = RESULTS / f"detection-{name_of_set}-seed{seed}.json"
     out_json.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out_json}")
 

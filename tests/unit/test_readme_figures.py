@@ -1,4 +1,5 @@
-"""The README's detection table says what bench/detection.py measured (bench/results/detection-e2e-seed*.json)."""
+"""The README's detection table says what bench/detection.py measured: the held-out seed-1 canary on all its items
+(bench/results/detection-full-seed1.json), the seed-0 canary on the e2e subset (detection-e2e-seed0.json)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,11 @@ ROWS = {  # README row -> the rule's name in the saved tables
 }
 
 
+SAVED = {1: "detection-full-seed1.json", 0: "detection-e2e-seed0.json"}
+
+
 def saved(seed: int, rule: str) -> tuple[str, str]:
-    data = json.loads((ROOT / "bench" / "results" / f"detection-e2e-seed{seed}.json").read_text())
+    data = json.loads((ROOT / "bench" / "results" / SAVED[seed]).read_text())
     a = next(r for r in data["rows"] if r["model"] == "epoch-3")["rules"][rule]["a"]
     return f"{a['recall']:.2f}", f"{a['fpr']:.2f}"
 
@@ -30,4 +34,13 @@ def test_the_readme_detection_table_is_the_saved_measurement() -> None:
     assert set(found) == set(ROWS), "the README's detection table lost a row"
     for row, rule in ROWS.items():
         assert found[row] == [*saved(1, rule), *saved(0, rule)], row
-    assert re.search(r"45\s+items leaked in their published order and 45 clean ones", readme)
+    counts = {seed: counted(seed) for seed in SAVED}
+    assert re.search(rf"{counts[1][0]} leaked in their published order and\s+{counts[1][1]} clean", readme)
+    assert re.search(rf"seed 0: {counts[0][0]} and {counts[0][1]}\)", readme)
+
+
+def counted(seed: int) -> tuple[int, int]:
+    """(published-order leaks, clean items) scored on the canary's epoch 3, as the README states them."""
+    data = json.loads((ROOT / "bench" / "results" / SAVED[seed]).read_text())
+    a = next(r for r in data["rows"] if r["model"] == "epoch-3")["rules"][ROWS["auditor's default, no reference"]]["a"]
+    return a["n_positive"], a["n_clean"]
