@@ -98,7 +98,7 @@ def run(name: str, make: Callable[[np.random.Generator, int], Pair], datasets: i
             (control / "report.json").write_text(json.dumps({"items": rows}))
         a = assess(verdicts(audited), items, control=control, seed=d)
         ps.append(a.summary.p_verdict)
-        flagged.append(np.mean(list(a.flagged.values())))
+        flagged.append(float(np.mean(list(a.flagged.values()))))
     return summarize(name, ps, flagged, n, paired, time.monotonic() - t0)
 
 
@@ -135,7 +135,7 @@ def real_clean(spec: str, datasets: int, n: int) -> dict[str, Any]:
             (Path(tmp) / "report.json").write_text(json.dumps({"items": rows}))
             a = assess(renamed, items_for(n), control=Path(tmp), seed=d)
         ps.append(a.summary.p_verdict)
-        flagged.append(np.mean(list(a.flagged.values())))
+        flagged.append(float(np.mean(list(a.flagged.values()))))
     return summarize(f"canary seed {seed} clean items, resampled, paired with base", ps, flagged, n, True,
                      time.monotonic() - t0)  # fmt: skip
 
@@ -181,12 +181,12 @@ def _rule_rates(null: Any, clean: list[ItemStats], leaked: list[ItemStats]) -> d
 
 def centred(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Each item's (row's) scores minus their mean over its orderings."""
-    return x - x.mean(axis=1, keepdims=True)
+    return np.asarray(x - x.mean(axis=1, keepdims=True))
 
 
 def published_first(x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """Per item: the published order (column 0, as in ItemStats) has the largest value (a tie counts as first)."""
-    return np.argmax(x, axis=1) == 0
+    return np.asarray(np.argmax(x, axis=1) == 0)
 
 
 def instrument_beta(audited: np.ndarray[Any, Any], ref1: np.ndarray[Any, Any], ref2: np.ndarray[Any, Any]) -> float:
