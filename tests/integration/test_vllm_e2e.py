@@ -22,6 +22,14 @@ def run_cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str
     return proc
 
 
+def audit(
+    s: VLLMServer, dataset: Path, limit: int, out: Path, cache: Path, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    """`auditor run` of the first `limit` rows of `dataset` on the served SmolLM2."""
+    return run_cli("run", "--base-url", s.base_url, "--model", "smollm2", "--dataset", str(dataset),
+                   "--limit", str(limit), "--out", str(out), "--cache", str(cache), *extra)  # fmt: skip
+
+
 def test_probe_real_vllm(server_log_on_failure: VLLMServer, tmp_path: Path) -> None:
     s = server_log_on_failure
     proc = run_cli("probe", "--base-url", s.base_url, "--model", "smollm2", "--cache", str(tmp_path / "c.sqlite"))
@@ -35,24 +43,9 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
     out, cache = tmp_path / "m1", tmp_path / "auditor.sqlite"
     # anatomy's first 20 rows have 20 distinct option lists (items sharing a list are scored once)
     anatomy = DATA_SLICES / "mmlu" / "test" / "anatomy_test.csv"
-    args = [
-        "run",
-        "--base-url",
-        s.base_url,
-        "--model",
-        "smollm2",
-        "--dataset",
-        str(anatomy),
-        "--limit",
-        "20",
-        "--out",
-        str(out),
-        "--cache",
-        str(cache),
-    ]
     before = scoring_request_count(s)
     t0 = time.monotonic()
-    first = run_cli(*args)
+    first = audit(s, anatomy, 20, out, cache)
     elapsed = time.monotonic() - t0
     assert first.returncode == 0, first.stderr
     after_first = scoring_request_count(s)
@@ -74,7 +67,7 @@ def test_audit_20_items_then_rerun_sends_nothing(server_log_on_failure: VLLMServ
     print(f"first run: 480 prompts in {elapsed:.1f} s ({480 / elapsed:.1f} prompts/s)")
 
     js, md = (out / "report.json").read_bytes(), (out / "report.md").read_bytes()
-    second = run_cli(*args)
+    second = audit(s, anatomy, 20, out, cache)
     assert second.returncode == 0, second.stderr
     assert scoring_request_count(s) == after_first  # zero new scoring requests, probe included
     assert "480 from cache" in second.stdout
@@ -88,22 +81,8 @@ def test_multibyte_text_aligns_on_real_tokenizer(
     still align."""
     s = server_log_on_failure
     out = tmp_path / "cmmlu"
-    proc = run_cli(
-        "run",
-        "--base-url",
-        s.base_url,
-        "--model",
-        "smollm2",
-        "--dataset",
-        str(shared_data / "cmmlu" / "test" / "agronomy.csv"),
-        "--limit",
-        "3",
-        "--out",
-        str(out),
-        "--cache",
-        str(tmp_path / "c.sqlite"),
-        "--template",
-        "mmlu",
+    proc = audit(
+        s, shared_data / "cmmlu" / "test" / "agronomy.csv", 3, out, tmp_path / "c.sqlite", "--template", "mmlu"
     )
     assert proc.returncode == 0, proc.stderr
     report = json.loads((out / "report.json").read_text())

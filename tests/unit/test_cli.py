@@ -228,30 +228,17 @@ def test_known_failures_not_paid_twice_until_retry_failed(dataset: Path, tmp_pat
         return None
 
     server = FakeServer(hook=hook)
-    args = [
-        "run",
-        "--base-url",
-        BASE,
-        "--dataset",
-        str(dataset),
-        "--out",
-        str(tmp_path / "r"),
-        "--limit",
-        "2",
-        "--cache",
-        str(tmp_path / "c.sqlite"),
-    ]
     with serve(server):
-        assert main(args) == TOO_FEW
+        assert run_main(dataset, tmp_path, "--limit", "2") == TOO_FEW
         sent = server.completion_requests
-        assert main(args) == TOO_FEW
+        assert run_main(dataset, tmp_path, "--limit", "2") == TOO_FEW
         assert server.completion_requests == sent  # the refused prompt is remembered, not re-sent
-        report = json.loads((tmp_path / "r" / "report.json").read_text())
+        report = json.loads((tmp_path / "run" / "report.json").read_text())
         assert report["summary"]["n_failed"] == 1 and "refused" in report["failures"][0]["reason"]
         refusing[0] = False
-        assert main([*args, "--retry-failed"]) == TOO_FEW
+        assert run_main(dataset, tmp_path, "--limit", "2", "--retry-failed") == TOO_FEW
         assert server.completion_requests == sent + 1  # exactly the one failed prompt
-    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
     assert report["summary"]["n_failed"] == 0 and report["summary"]["n_items"] == 2
 
 
@@ -272,40 +259,12 @@ def test_api_key_sent_but_never_written(
             return httpx.Response(401, json={"error": {"message": f"bad key {request.headers['authorization']}"}})
         return server.handler(request)
 
-    out, cache = tmp_path / "r", tmp_path / "c.sqlite"
+    out, cache = tmp_path / "run", tmp_path / "c.sqlite"  # where run_main writes
     with respx.mock(assert_all_called=False) as router:
         router.route(host="fake.test").mock(side_effect=handler)
-        code = main(
-            [
-                "run",
-                "--base-url",
-                BASE,
-                "--dataset",
-                str(dataset),
-                "--out",
-                str(out),
-                "--limit",
-                "2",
-                "--cache",
-                str(cache),
-                "--api-key-env",
-                "AUDITOR_TEST_KEY",
-            ]
-        )
-        assert code == TOO_FEW
-        code = main(
-            [
-                "probe",
-                "--base-url",
-                "http://127.0.0.1:9/v1",
-                "--timeout",
-                "1",
-                "--cache",
-                str(cache),
-                "--api-key-env",
-                "AUDITOR_TEST_KEY",
-            ]
-        )
+        assert run_main(dataset, tmp_path, "--limit", "2", "--api-key-env", "AUDITOR_TEST_KEY") == TOO_FEW
+        main(["probe", "--base-url", "http://127.0.0.1:9/v1", "--timeout", "1", "--cache", str(cache),
+              "--api-key-env", "AUDITOR_TEST_KEY"])  # fmt: skip
     assert seen_auth and all(a == f"Bearer {sentinel}" for a in seen_auth)
     printed = capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
