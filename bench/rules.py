@@ -23,6 +23,7 @@ from auditor.analysis.paper import isolation_scores, paper_b
 from auditor.analysis.stats import wilson_interval
 from auditor.analysis.verdicts import control_null, decide, exchangeable_null
 from bench.legacy_rules import decide_v1, thresholds
+from bench.nulls import published_first
 
 PAPER_B = os.environ.get("AUDITOR_BENCH_PAPER_B", "1") == "1"  # IsolationForest: ~0.1 s per item
 Flag = tuple[str | None, tuple[int, ...] | None]
@@ -86,7 +87,7 @@ def _weighted(audited: Sequence[ItemStats], reference: Sequence[ItemStats], w: f
     out: dict[str, Flag] = {}
     for v in audited:
         ref = reference_scores(v, (refs,), raw=True)
-        top = ref is not None and int(np.argmax(np.asarray(v.scores, dtype=float) - w * ref)) == 0
+        top = ref is not None and bool(published_first(np.asarray([v.scores], dtype=float) - w * ref)[0])
         out[v.id] = _flag(v, "a" if top else None)
     return out
 
