@@ -124,6 +124,11 @@ def choose(rows: dict[str, dict[str, Any]], names: list[str], fpr_cap: float) ->
     return min(ok)[3] if ok else None
 
 
+def _ci(m: dict[str, Any], key: str) -> str:
+    lo, hi = m[key + "_ci"]
+    return f"[{lo:.2f},{hi:.2f}]"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--canary-seed", type=int, default=0)
@@ -134,8 +139,7 @@ def main() -> None:
     runs = (RUNS if seed == 0 else RUNS / f"seed{seed}") / args.subset
     det = json.loads((RESULTS / f"detection-{args.subset}-seed{seed}.json").read_text())
     truth = ground_truth(Path(det["canary"]))
-    load = lambda m: json.loads((runs / m / "report.json").read_text())  # noqa: E731
-    audited, base = load("epoch-3"), load("base")
+    audited, base = (json.loads((runs / m / "report.json").read_text()) for m in ("epoch-3", "base"))
     keep = set(truth) - (set(subset(truth, SUBSETS[args.except_subset])) if args.except_subset else set())
     for r in (audited, base):
         r["items"] = [d for d in r["items"] if d["id"] in keep]
@@ -155,9 +159,8 @@ def main() -> None:
           out["counts"])  # fmt: skip
     print(f"{'rule':58s} {'recall':>17s} {'clean FPR':>19s} {'base alone':>10s}")
     for n, m in rows.items():
-        ci = lambda key: f"[{m[key + '_ci'][0]:.2f},{m[key + '_ci'][1]:.2f}]"  # noqa: E731
         base_txt = f"{base_rows[n]:.3f}" if n in base_rows else "-"
-        print(f"{n:58s} {m['recall']:.2f} {ci('recall'):>12s} {m['fpr']:.3f} {ci('fpr'):>13s} {base_txt:>10s}")
+        print(f"{n:58s} {m['recall']:.2f} {_ci(m, 'recall'):>12s} {m['fpr']:.3f} {_ci(m, 'fpr'):>13s} {base_txt:>10s}")
     print("chosen (by this run's figures):", out["chosen_no_reference"], "|", out["chosen_with_reference"])
     tag = args.subset + (f"-except-{args.except_subset}" if args.except_subset else "")
     (RESULTS / f"familiarity-{tag}-seed{seed}.json").write_text(json.dumps(out, indent=1) + "\n")
