@@ -15,10 +15,14 @@ item's. Two ways to combine: a gate (rank 1 and p_f <= q: size q / K) and the pr
 whose exact null distribution is P(T <= t) = (1 / K) * sum_r min(1, K t / r) (the rank discrete uniform, p_f
 uniform), flagged at <= alpha_a = 1/24 (the default's scenario-a share of 0.05).
 
-The candidates below were written down (and committed) before the seed-0 canary's full run was looked at; the
-rule is chosen on seed 0's full run by `choose` (highest recall at <= 5% of clean items without a reference,
-at <= a third of paper-a's clean FPR with one; ties to the smaller FPR, then to the earlier candidate), then
-read once on the held-out seed 1. Writes bench/results/familiarity-<subset>[-except-<s>]-seed<S>.json.
+The candidates below were written down (and committed, fe6dfa6) before the seed-0 canary's full run was looked
+at; the rule is chosen on seed 0's full run by `choose`, then read once on the held-out seed 1. The first chooser
+(highest recall at a clean FPR <= 5% without a reference) picked N1 on seed 0's epoch-3 run: 0.688 at 0.048 (9 of
+186 clean items, one item under the cap; Wilson upper bound 0.089), where N2 has 0.674 at 0.016 (upper 0.046).
+It was then amended, on seed 0's figures only and before seed 1 was read: the chosen rule must keep its clean
+FPR's 95% upper bound at or under 5% (and, with a reference, its point FPR at or under a third of paper-a's);
+among those, the highest recall, ties to the smaller FPR, then to the earlier candidate. Writes
+bench/results/familiarity-<subset>[-except-<s>]-seed<S>.json.
 """
 
 from __future__ import annotations
@@ -118,9 +122,11 @@ def scored(flags: dict[str, bool], truth: dict[str, dict[str, Any]]) -> dict[str
     return metrics(pos, neg)
 
 
-def choose(rows: dict[str, dict[str, Any]], names: list[str], fpr_cap: float) -> str | None:
-    """Highest recall at clean FPR <= fpr_cap; ties to the smaller FPR, then to the earlier name."""
-    ok = [(-rows[n]["recall"], rows[n]["fpr"], k, n) for k, n in enumerate(names) if rows[n]["fpr"] <= fpr_cap + 1e-12]
+def choose(rows: dict[str, dict[str, Any]], names: list[str], fpr_cap: float = 1.0) -> str | None:
+    """Highest recall among the rules whose clean FPR's Wilson 95% upper bound is <= 5% and whose point FPR is
+    <= fpr_cap; ties to the smaller FPR, then to the earlier name."""
+    ok = [(-rows[n]["recall"], rows[n]["fpr"], k, n) for k, n in enumerate(names)
+          if rows[n]["fpr_ci"][1] <= 0.05 + 1e-12 and rows[n]["fpr"] <= fpr_cap + 1e-12]  # fmt: skip
     return min(ok)[3] if ok else None
 
 
@@ -153,7 +159,7 @@ def main() -> None:
     out["rules"], out["base_alone_flagged"] = rows, base_rows
     names = list(rows)
     fpr_a = rows["paper-a: rank 1"]["fpr"]
-    out["chosen_no_reference"] = choose(rows, [n for n in names if n.startswith("N")], 0.05)
+    out["chosen_no_reference"] = choose(rows, [n for n in names if n.startswith("N")])
     out["chosen_with_reference"] = choose(rows, [n for n in names if n.startswith("W")], fpr_a / 3)
     print(f"canary seed {seed}, {args.subset}" + (f" except {args.except_subset}" if args.except_subset else ""),
           out["counts"])  # fmt: skip
