@@ -21,7 +21,7 @@ from auditor.analysis.detector import ItemStats, stats_from_report
 from auditor.analysis.itemtests import item_test, reference_scores
 from auditor.analysis.paper import isolation_scores, paper_b
 from auditor.analysis.stats import wilson_interval
-from auditor.analysis.verdicts import control_null, decide, exchangeable_null
+from auditor.analysis.verdicts import control_null, decide, decide_all, exchangeable_null
 from bench.legacy_rules import decide_v1, thresholds
 from bench.nulls import published_first
 
@@ -55,12 +55,14 @@ def decisions(
     t1 = thresholds(None)
     out["v1 default, exchangeable (before #17)"] = {v.id: _flag(v, decide_v1(v, t1)) for v in audited}
     ex = exchangeable_null()
-    out["auditor, exchangeable (default)"] = _auditor(audited, lambda v: item_test(v, None, ex.alpha))
+    out["auditor, exchangeable (default)"] = _tested(audited, decide_all(audited, ex))
+    out["rank only, exchangeable (before familiarity)"] = _auditor(audited, lambda v: item_test(v, None, ex.alpha))
     if reference is not None:
         tc = thresholds(reference)
         out["v1, base as control (before #17)"] = {v.id: _flag(v, decide_v1(v, tc)) for v in audited}
         null = control_null([(reference, "base")])
-        out["auditor, paired with base (default)"] = _auditor(audited, lambda v: decide(v, null))
+        out["auditor, paired with base (default)"] = _tested(audited, decide_all(audited, null))
+        out["rank only, paired with base (before familiarity)"] = _auditor(audited, lambda v: decide(v, null))
         out["paired, standardised deviation (first version)"] = _auditor(
             audited, lambda v: item_test(v, null.reference_for(v), null.alpha)
         )
@@ -126,6 +128,10 @@ def _p_paired(v: ItemStats, null: Any, nats: bool = False) -> float:
     scores)."""
     test = item_test(v, null.reference_for(v), null.alpha, raw_ref=null.reference_for(v, raw=True) if nats else None)
     return 1.0 if test.p_paired is None else test.p_paired
+
+
+def _tested(audited: Sequence[ItemStats], tests: dict[str, Any]) -> dict[str, Flag]:
+    return {v.id: _flag(v, tests[v.id].scenario, tests[v.id].b_ordering) for v in audited}
 
 
 def _auditor(audited: Sequence[ItemStats], test: Callable[[ItemStats], Any]) -> dict[str, Flag]:

@@ -23,7 +23,7 @@ from auditor.analysis.verdicts import (
     Null,
     OrderNote,
     control_null,
-    decide,
+    decide_all,
     exchangeable_null,
     representatives,
     summarize,
@@ -116,10 +116,10 @@ def _decisions(
     flagged: dict[str, bool] = {}
     scenario: dict[str, str | None] = {}
     pb: dict[str, dict[str, bool]] = {}
-    tests: dict[str, ItemTest] = {}
+    tests: dict[str, ItemTest] = decide_all(verdicts, null, seed) if method is Method.AUDITOR else {}
     for v in verdicts:
         if method is Method.AUDITOR:
-            d = tests[v.id] = decide(v, null, seed)
+            d = tests[v.id]
             flagged[v.id], scenario[v.id] = d.flagged, d.scenario
         elif method is Method.PAPER_A:
             flagged[v.id] = paper_a(v.scores)

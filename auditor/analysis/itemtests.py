@@ -3,23 +3,26 @@
 Scenario a (leaked in the published order):
 - "exchangeable" (no reference): the K orderings are interchangeable, so the rank of the published order,
   ties broken at random (seeded), is uniform on 1..K whatever the score distribution:
-  p_a = rank_random / K. Exact; its floor is 1/K (4.2% for 24 orderings).
-- "paired" (with one or more clean references that scored the same item): natural-order preference
-  belongs to the item and is shared across models, so the audited model's deviation from the
-  references in nats, d_j = s(audited)_j - mean over references of s(reference)_j, is interchangeable
-  across orderings. p_paired = rank of d_0 among the d_j / K, ties at random. The default asks both:
-  p_a = max(p_exchangeable, p_paired) (an intersection-union test, valid when either null holds), so an
-  item is flagged only when its published order is on top for the audited model AND beyond what the
-  references predict. Nats, not scores standardised per model (the first version): leakage adds nats to
-  one ordering, and standardising caps the published order's z near sqrt(K) whatever the lift, so a
-  reference that also prefers the published order hid most leaks. Chosen on the held-out seed-1 canary
-  (recall 0.18 -> 0.50 at clean FPR 0.00), then measured on the seed-0 canary it was not chosen on
-  (0.33 -> 0.67 at 0.00 -> 0.02; bench/rules.py). Its weak point, in simulation (bench/nulls.py's shared
-  natural-order model, 4,000 items): a reference that expresses natural order at half the audited model's
-  scale lets 7% of clean items through (standardised: 2%), one at 1.5x costs recall (0.30 vs 0.56). On the
-  canaries the fine-tuned model's within-item spread is twice its base's, yet 0-2% of clean items were
-  flagged: natural order did not grow with the spread. Dividing each model's scores by its dataset-wide
-  spread (robust in that simulation: 1.0-2.8% at every scale) kept only 0.40 on seed 0: not chosen.
+  p_exchangeable = rank_random / K. Exact; its floor is 1/K (4.2% for 24 orderings). Alone it is the paper's
+  "rank 1", which a clean model's natural order passes more often than 1/K (6% of the canaries' clean items).
+- familiarity (auditor/analysis/familiarity.py, given by `decide_all` over the whole dataset): the item's
+  Min-K% (with references: its gain over the references' mean) against the dataset's no-preference items
+  (published order in the lower half of its ranks), p_familiar. Its null: familiarity independent of the rank.
+- The default without a reference: rank 1 (p_exchangeable <= alpha_a) AND p_familiar <= FAMILIARITY_GATE
+  (0.5): size alpha_a / 2 under the two nulls together. With references: p_a = P(rank/K * p_familiar <=
+  observed) under the two nulls (familiarity.product_p), flagged at alpha_a. Both chosen on the seed-0
+  canary's 400 items among pre-registered candidates (bench/familiarity.py), then read on the held-out
+  seed 1 (368 items scored): without a reference 0.59 of the published-order leaks at 2.7% of clean items,
+  where rank 1 alone has 0.63 at 6.0%; with the base model as reference 0.70 at 0.5%.
+- "paired" (reported, `p_paired`; the default with references before familiarity): the audited model's
+  deviation from the references in nats, d_j = s(audited)_j - mean over references of s(reference)_j, is
+  exchangeable across orderings; p_paired = rank of d_0 among the d_j / K, ties at random. The previous
+  default asked max(p_exchangeable, p_paired) <= alpha_a: 0.55 at 2.7% on seed 1. Nats, not standardised
+  scores (the first version): standardising caps the published order's z near sqrt(K) whatever the lift.
+  In simulation (bench/nulls.py) a reference expressing natural order at half the audited model's scale
+  let 7% of clean items through it.
+- Without `p_familiar` (`decide` on one item, outside a dataset) scenario a is judged on the ranks alone,
+  as before: max(p_exchangeable, p_paired) <= alpha_a.
 
 Scenario b (leaked in another order, which the flag names): the best non-published ordering stands out
 from the others by its z-score (`outlier_score`, on d with references). The null is exchangeable
@@ -28,7 +31,7 @@ With references the best ordering must also be the best of the audited scores, a
 larger of the two (intersection-union again).
 
 The item's false-positive budget `alpha` is split: `ALPHA_B_SHARE` of it to scenario b, the rest to a.
-With the default alpha 0.05 and 24 orderings that is exactly 1/24 for a: "rank 1".
+With the default alpha 0.05 and 24 orderings that is exactly 1/24 for a (rank 1; halved by the gate).
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from typing import Any
 import numpy as np
 
 from auditor.analysis.detector import ItemStats
+from auditor.analysis.familiarity import NULL_FAMILIARITY, product_p
 
+FAMILIARITY_GATE = 0.5  # no reference: rank 1 is flagged only when p_familiar <= this (size alpha_a / 2)
 ALPHA_B_SHARE = 1 / 6  # of the item-level alpha; the rest goes to scenario a (0.05 * 5/6 = 1/24)
 _SIM = 100_000
 _SIM_CHUNK = 2_048  # rows of the simulation drawn at a time (_gaussian_b_table)
@@ -156,10 +161,11 @@ class ItemTest:
     b_ordering: int  # index of the ordering scenario b names (-1: none)
     flagged: bool
     scenario: str | None
+    p_familiar: float | None = None  # None: judged on the orderings alone
 
     def to_json(self) -> dict[str, Any]:
-        return {"p_exchangeable": self.p_exchangeable, "p_paired": self.p_paired, "p_a": self.p_a,
-                "p_b": self.p_b, "b_ordering_index": self.b_ordering}  # fmt: skip
+        return {"p_exchangeable": self.p_exchangeable, "p_paired": self.p_paired, "p_familiar": self.p_familiar,
+                "p_a": self.p_a, "p_b": self.p_b, "b_ordering_index": self.b_ordering}  # fmt: skip
 
 
 def item_test(
@@ -168,6 +174,7 @@ def item_test(
     alpha: float,
     seed: int = 0,
     raw_ref: np.ndarray[Any, Any] | None = None,
+    p_familiar: float | None = None,
 ) -> ItemTest:
     """`ref`: the references' mean standardised scores (scenario b's outlier test); `raw_ref`: their mean
     scores in nats (the paired rank; without it the paired rank uses `ref`, the first version)."""
@@ -186,11 +193,17 @@ def item_test(
         best_d, z_d = outlier_z(d)
         p_b = max(p_b, p_gaussian_b(z_d, k)) if best_d == best_s else 1.0
     p_a = p_ex if p_pair is None else max(p_ex, p_pair)
-    if p_a <= alpha_a * (1 + _EPS):
-        return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a")
+    flag_a = p_a <= alpha_a * (1 + _EPS)
+    if p_familiar is not None and ref is None:  # no reference: rank 1 and familiar (the gate)
+        flag_a = flag_a and p_familiar <= FAMILIARITY_GATE * (1 + _EPS)
+    elif p_familiar is not None:  # references: the rank and the Min-K% gain combined, one p-value
+        p_a = product_p(v.rank_random, k, p_familiar)
+        flag_a = p_a <= alpha_a * (1 + _EPS)
+    if flag_a:
+        return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a", p_familiar)
     if p_b <= alpha_b * (1 + _EPS):
-        return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b")
-    return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None)
+        return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b", p_familiar)
+    return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None, p_familiar)
 
 
 def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
@@ -200,13 +213,19 @@ def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
         "alpha": alpha,
         "scenario_a": {
             "alpha": alpha - alpha_b,
-            "p_value": "max(p_exchangeable, p_paired)" if paired else "p_exchangeable",
-            "nulls": [NULL_EXCHANGEABLE, *([NULL_PAIRED] if paired else [])],
+            "p_value": (
+                "P(rank/K * p_familiar <= observed): the published order's rank combined with its familiarity"
+                " (Min-K% gain over the references' mean), exact under both nulls"
+                if paired
+                else f"p_exchangeable, flagged only when p_familiar <= {FAMILIARITY_GATE:g} as well"
+                f" (size {(alpha - alpha_b) * FAMILIARITY_GATE:.4g} under both nulls)"
+            ),
+            "nulls": [NULL_EXCHANGEABLE, NULL_FAMILIARITY],
             "references": n_refs,
         },
         "scenario_b": {
             "alpha": alpha_b,
             "p_value": "z of the best non-published ordering" + (" (audited and deviation: larger p)" * paired),
-            "nulls": [NULL_GAUSSIAN_B],
+            "nulls": [NULL_GAUSSIAN_B, *([NULL_PAIRED] if paired else [])],
         },
     }

@@ -32,6 +32,7 @@ import numpy as np
 
 from auditor.analysis.combined import DRAWS, PermutationTest, permutation_test
 from auditor.analysis.detector import ItemStats
+from auditor.analysis.familiarity import familiarity_p
 from auditor.analysis.itemtests import (
     ItemTest,
     deviation,
@@ -84,10 +85,19 @@ def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: f
                 tuple({v.id: v for v in ref} for ref, _ in references))  # fmt: skip
 
 
-def decide(v: ItemStats, null: Null, seed: int = 0) -> ItemTest:
+def decide(v: ItemStats, null: Null, seed: int = 0, p_familiar: float | None = None) -> ItemTest:
+    """One item's test; `p_familiar` (from `familiarity_p` over the whole dataset, see `decide_all`) adds the
+    familiarity evidence, without it the item is judged on its orderings alone."""
     means = reference_means(v, null.references) if null.references else None
     ref, raw = means if means is not None else (None, None)
-    return item_test(v, ref, null.alpha, seed, raw_ref=raw)
+    return item_test(v, ref, null.alpha, seed, raw_ref=raw, p_familiar=p_familiar)
+
+
+def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict[str, ItemTest]:
+    """The default item rule on a whole dataset: each item's familiarity p-value is taken against the
+    dataset's no-preference items (auditor/analysis/familiarity.py), then each item is decided."""
+    fam = familiarity_p(verdicts, null.references)
+    return {v.id: decide(v, null, seed, fam[v.id]) for v in verdicts}
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:

