@@ -1,10 +1,10 @@
 """Decisions: which items to flag, and what to say about the whole dataset, with the error rates stated.
 
-Item level (`flagged`): per-item p-values, each from a stated null (auditor/analysis/itemtests.py):
-scenario a (published order) from the exact exchangeable null (rank / K), and with clean references
-(`--control-run`, repeatable) also from the paired null (the audited model's deviation from the
-references on the same item is exchangeable across orderings), the larger of the two; scenario b
-(another order, named) from exchangeable Gaussian scores. `alpha` is split 5/6 to a, 1/6 to b.
+Item level (`flagged`, `decide_all`): per-item p-values, each from a stated null (auditor/analysis/itemtests.py):
+scenario a (published order) from the exact exchangeable null (rank / K) and the item's familiarity against
+the dataset's no-preference items (auditor/analysis/familiarity.py): rank 1 and familiar without a reference,
+rank and Min-K% gain combined with clean references (`--control-run`, repeatable); scenario b (another order,
+named) from exchangeable Gaussian scores. `alpha` is split 5/6 to a, 1/6 to b.
 
 Dataset level: ONE test decides, a permutation test of a pre-registered statistic combining the rank of
 the published order and its margin (auditor/analysis/combined.py), on the audited scores or, with
