@@ -36,13 +36,16 @@ from typing import Any
 
 import numpy as np
 
+from auditor.analysis.familiarity import pooled_p, product_p
+from auditor.analysis.itemtests import ALPHA_B_SHARE
+from auditor.analysis.verdicts import DEFAULT_ALPHA
 from bench.canary import ground_truth, subset
 from bench.detection import SUBSETS
 from bench.rules import metrics
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs"
-ALPHA_A = 0.05 * 5 / 6  # the default's scenario-a share (auditor.analysis.itemtests): 1/24
+ALPHA_A = DEFAULT_ALPHA * (1 - ALPHA_B_SHARE)  # the default's scenario-a share: 1/24
 LEAK, CLEAN = "leaked-published-order", "clean"
 
 
@@ -74,22 +77,16 @@ def items_of(audited: dict[str, Any], base: dict[str, Any] | None) -> list[Item]
         rank_paired, shift = 0, float("nan")
         if r is not None:
             dev = np.asarray(s, dtype=float) - _aligned(d, r)
-            rank_paired = 1 + int(np.sum(dev[1:] > dev[0])) + 0  # ties: none in float scores of real runs
+            rank_paired = 1 + int(np.sum(dev[1:] > dev[0]))  # ties: none in float scores of real runs
             shift = float(d["min_k"]) - float(r["min_k"])
         out.append(Item(d["id"], len(s), int(d["rank_random"]), rank_paired, float(d["min_k"]), shift))
     return out
 
 
 def familiarity_p(items: list[Item], value: Callable[[Item], float]) -> dict[str, float]:
-    """p_f of each item against the items whose published order ranks in the lower half."""
-    ref = np.sort([value(v) for v in items if v.rank > v.k / 2])
-    return {v.id: (1 + len(ref) - int(np.searchsorted(ref, value(v), side="left"))) / (len(ref) + 1) for v in items}
-
-
-def product_p(rank: int, k: int, p_f: float) -> float:
-    """P(R/K * U <= t) for R uniform on 1..K and U uniform, independent: the product's exact null."""
-    t = rank / k * p_f
-    return float(sum(min(1.0, k * t / r) for r in range(1, k + 1)) / k)
+    """p_f of each item against the items whose published order ranks in the lower half (the package's
+    pooled_p; the canaries' values are all finite and their no-preference sets never empty)."""
+    return pooled_p({v.id: value(v) for v in items}, [value(v) for v in items if 2 * v.rank > v.k])
 
 
 def candidates(items: list[Item], with_base: bool) -> dict[str, dict[str, bool]]:

@@ -52,16 +52,16 @@ def familiarity_p(
     when no item is in that set (every published order ranks high: nothing to compare with, and the items are
     then judged on their ranks alone)."""
     values = {v.id: familiarity_value(v, references) for v in verdicts}
-    pool = np.sort(
-        [values[v.id] for v in verdicts if 2 * v.rank_random > v.n_orderings and math.isfinite(values[v.id])]
-    )
-    if not len(pool):
-        return dict.fromkeys(values)
-    out: dict[str, float | None] = {}
-    for item_id, x in values.items():
-        at_or_above = len(pool) - int(np.searchsorted(pool, x, side="left")) if math.isfinite(x) else len(pool)
-        out[item_id] = (1 + at_or_above) / (len(pool) + 1)
-    return out
+    pool = [values[v.id] for v in verdicts if 2 * v.rank_random > v.n_orderings and math.isfinite(values[v.id])]
+    return dict(pooled_p(values, pool)) if pool else dict.fromkeys(values)
+
+
+def pooled_p(values: Mapping[str, float], pool: Sequence[float]) -> dict[str, float]:
+    """(1 + #{pool values at or above x}) / (len(pool) + 1) for each value x (1.0 for a nan)."""
+    ref = np.sort(np.asarray(pool, dtype=float))
+    n = len(ref)
+    return {key: (1 + (n - int(np.searchsorted(ref, x, side="left")) if math.isfinite(x) else n)) / (n + 1)
+            for key, x in values.items()}  # fmt: skip
 
 
 def product_p(rank: int, k: int, p_f: float) -> float:
