@@ -1,0 +1,56 @@
+"""Lift: scenario b's evidence, the one ordering an item's score rose for, against the dataset's other items.
+
+An item leaked in a shuffled order has one ordering the model saw: its score rises above the item's other
+orderings by more than a clean item's best ordering does. Per item, with scores s_j (and with references
+the deviation in nats d_j = s_j - mean over references of s_j; without, d_j = s_j), the lift is
+T = max_j d_j - median_j d_j and the ordering it names is the argmax. In nats, not standardised: a
+standardised z is capped near sqrt(K) whatever the rise, and training lifts the orderings that share the
+trained one's first options too (a z of 1.1-3.6 on the canaries' shuffled leaks, where clean items' best
+reaches 3.0-3.2).
+
+A nats threshold has no distribution-free null per item, so each item's lift is compared with the dataset's
+unfamiliar items, those whose familiarity p-value (auditor/analysis/familiarity.py) is above 0.5:
+p_lift = (1 + #{unfamiliar items whose lift is at or above it}) / (n + 1). Null: an item's lift is
+exchangeable with the other items' and independent of its familiarity, so the unfamiliar half is a random
+sample of the lifts (leaks, being familiar, mostly stay out of it). The rule gates on familiarity and the
+lift together: flagged when p_familiar <= LIFT_GATE and p_lift <= alpha_b / LIFT_GATE, the ordering named
+not the published one; p_b = LIFT_GATE * p_lift (1 when the gate is not passed) is the size of that test
+under the two nulls. Chosen on the seed-0 canary among pre-registered candidates (bench/lift.py), then read
+on the held-out seed 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from auditor.analysis.familiarity import pooled_p
+
+LIFT_GATE = 0.25  # p_familiar at or under this, and p_lift at or under alpha_b / LIFT_GATE
+UNFAMILIAR = 0.5  # the lift's comparison set: items whose p_familiar is above this
+
+NULL_LIFT = (
+    "lift exchangeable across items and independent of familiarity: the best ordering's deviation in nats"
+    f" above the item's median, against the unfamiliar items' (p_familiar > {UNFAMILIAR:g})"
+)
+
+
+def lift(scores: np.ndarray[Any, Any]) -> tuple[int, float]:
+    """(index of the highest ordering, its height above the median of the item's orderings)."""
+    best = int(np.argmax(scores))
+    return best, float(scores[best] - np.median(scores))
+
+
+def lift_p(lifts: Mapping[str, float], p_familiar: Mapping[str, float | None]) -> dict[str, float | None]:
+    """Each item's p_lift against the unfamiliar items' lifts; all None when there are none (no familiarity
+    p-values, or every item familiar), and then scenario b falls back to the Gaussian z test."""
+    pool = [x for key, x in lifts.items() if math.isfinite(x) and (p_familiar.get(key) or 0.0) > UNFAMILIAR]
+    return dict(pooled_p(lifts, pool)) if pool else dict.fromkeys(lifts)
+
+
+def gated_p(p_familiar: float, p_lift: float, gate: float = LIFT_GATE) -> float:
+    """P(p_familiar <= gate and p_lift <= observed) under the two nulls: gate * p_lift, 1.0 past the gate."""
+    return gate * p_lift if p_familiar <= gate else 1.0
