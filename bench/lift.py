@@ -72,7 +72,8 @@ def items_of(audited: dict[str, Any], base: dict[str, Any] | None) -> tuple[list
             pos = {tuple(o): i for i, o in enumerate(b["orderings"])}
             r = np.asarray(b["scores"], dtype=float)[[pos[tuple(o)] for o in d["orderings"]]]
         ref_mk = float(b["min_k"]) if b is not None else math.nan
-        out.append(Item(d["id"], int(d["rank_random"]), len(s), np.asarray(s, dtype=float), r, float(d["min_k"]), ref_mk))
+        scores = np.asarray(s, dtype=float)
+        out.append(Item(d["id"], int(d["rank_random"]), len(s), scores, r, float(d["min_k"]), ref_mk))
         orderings[d["id"]] = d["orderings"]
     return out, orderings
 
@@ -114,7 +115,9 @@ def gaussian_b(v: Item, with_base: bool) -> int:
     return best if p <= ALPHA_B * (1 + 1e-9) else -1
 
 
-def scored(named: dict[str, int], truth: dict[str, dict[str, Any]], orderings: dict[str, list[list[int]]]) -> dict[str, Any]:
+def scored(
+    named: dict[str, int], truth: dict[str, dict[str, Any]], orderings: dict[str, list[list[int]]]
+) -> dict[str, Any]:
     def right(i: str) -> bool:
         return named[i] >= 0 and orderings[i][named[i]] == truth[i].get("order")
 
@@ -146,8 +149,8 @@ def main() -> None:
     for r in (audited, base):
         r["items"] = [d for d in r["items"] if d["id"] in keep]
     both, orderings = items_of(audited, base)
-    out: dict[str, Any] = {"canary_seed": seed, "subset": args.subset, "except": args.except_subset,
-                           "counts": {s: sum(truth[v.id]["status"] == s for v in both) for s in (SHUFFLED, CLEAN)}}  # fmt: skip
+    counts = {s: sum(truth[v.id]["status"] == s for v in both) for s in (SHUFFLED, CLEAN)}
+    out: dict[str, Any] = {"canary_seed": seed, "subset": args.subset, "except": args.except_subset, "counts": counts}
     rows = {n: scored(f, truth, orderings) for w in (False, True) for n, f in candidates(both, w).items()}
     base_alone, _ = items_of(base, None)
     out["base_alone_flagged"] = {n: float(np.mean([x >= 0 for x in f.values()]))

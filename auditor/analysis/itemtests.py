@@ -24,11 +24,19 @@ Scenario a (leaked in the published order):
 - Without `p_familiar` (`decide` on one item, outside a dataset) scenario a is judged on the ranks alone,
   as before: max(p_exchangeable, p_paired) <= alpha_a.
 
-Scenario b (leaked in another order, which the flag names): the best non-published ordering stands out
-from the others by its z-score (`outlier_score`, on d with references). The null is exchangeable
-Gaussian scores (simulated, seeded, per K): P(best is not the published order and its z >= observed).
-With references the best ordering must also be the best of the audited scores, and the p-value is the
-larger of the two (intersection-union again).
+Scenario b (leaked in another order, which the flag names): the default (`decide_all`, a whole dataset) is
+the lift (auditor/analysis/lift.py): the highest ordering's height in nats above the item's median (on the
+deviation from the references' mean when there are references), p_lift against the dataset's unfamiliar
+items, gated on familiarity: p_b = q * p_lift when p_familiar <= q (q = 0.25 with references, 0.15 without),
+the ordering named the highest one, not the published order. On the held-out canary 0.26 of the shuffled
+leaks named right with the base as reference, 0.17 without, at 0 of 184 clean items.
+Without those p-values (`decide` on one item, or fewer unfamiliar items than q / alpha_b - 1 to compare with:
+29 with references, 17 without, at the default alpha; p_lift could not reach alpha_b / q) the rule before: the
+best non-published ordering stands out from the others by its z-score (`outlier_score`, on d with
+references). The null is exchangeable Gaussian scores (simulated, seeded, per K): P(best is not the
+published order and its z >= observed). With references the best ordering must also be the best of the
+audited scores, and the p-value is the larger of the two (intersection-union again). It flagged none of the
+canaries' shuffled leaks: their z is 1.1-3.6, where clean items' best ordering reaches 3.0-3.2.
 
 The item's false-positive budget `alpha` is split: `ALPHA_B_SHARE` of it to scenario b, the rest to a.
 With the default alpha 0.05 and 24 orderings that is exactly 1/24 for a (rank 1; halved by the gate).
@@ -46,6 +54,7 @@ import numpy as np
 
 from auditor.analysis.detector import ItemStats
 from auditor.analysis.familiarity import NULL_FAMILIARITY, product_p
+from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, NULL_LIFT, gated_p
 
 FAMILIARITY_GATE = 0.5  # no reference: rank 1 is flagged only when p_familiar <= this (size alpha_a / 2)
 ALPHA_B_SHARE = 1 / 6  # of the item-level alpha; the rest goes to scenario a (0.05 * 5/6 = 1/24)
@@ -162,10 +171,12 @@ class ItemTest:
     flagged: bool
     scenario: str | None
     p_familiar: float | None = None  # None: judged on the orderings alone
+    p_lift: float | None = None  # None: scenario b by the Gaussian z test
 
     def to_json(self) -> dict[str, Any]:
         return {"p_exchangeable": self.p_exchangeable, "p_paired": self.p_paired, "p_familiar": self.p_familiar,
-                "p_a": self.p_a, "p_b": self.p_b, "b_ordering_index": self.b_ordering}  # fmt: skip
+                "p_lift": self.p_lift, "p_a": self.p_a, "p_b": self.p_b,
+                "b_ordering_index": self.b_ordering}  # fmt: skip
 
 
 def item_test(
@@ -175,9 +186,11 @@ def item_test(
     seed: int = 0,
     raw_ref: np.ndarray[Any, Any] | None = None,
     p_familiar: float | None = None,
+    lift: tuple[int, float] | None = None,
 ) -> ItemTest:
     """`ref`: the references' mean standardised scores (scenario b's outlier test); `raw_ref`: their mean
-    scores in nats (the paired rank; without it the paired rank uses `ref`, the first version)."""
+    scores in nats (the paired rank; without it the paired rank uses `ref`, the first version); `lift`:
+    (the highest ordering, its p_lift) from `decide_all`, which with `p_familiar` decides scenario b."""
     k = v.n_orderings
     alpha_b = alpha * ALPHA_B_SHARE
     alpha_a = alpha - alpha_b
@@ -199,16 +212,22 @@ def item_test(
     elif p_familiar is not None:  # references: the rank and the Min-K% gain combined, one p-value
         p_a = product_p(v.rank_random, k, p_familiar)
         flag_a = p_a <= alpha_a * (1 + _EPS)
+    p_lift: float | None = None
+    if lift is not None and p_familiar is not None:  # the lift, gated on familiarity
+        best_s, p_lift = lift
+        gate = LIFT_GATE if ref is not None else LIFT_GATE_NO_REFERENCE
+        p_b = gated_p(p_familiar, p_lift, gate) if best_s != 0 else 1.0
     if flag_a:
-        return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a", p_familiar)
+        return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a", p_familiar, p_lift)
     if p_b <= alpha_b * (1 + _EPS):
-        return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b", p_familiar)
-    return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None, p_familiar)
+        return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b", p_familiar, p_lift)
+    return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None, p_familiar, p_lift)
 
 
 def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
     """What report.json says about where each threshold comes from."""
     alpha_b = alpha * ALPHA_B_SHARE
+    gate = LIFT_GATE if paired else LIFT_GATE_NO_REFERENCE
     return {
         "alpha": alpha,
         "scenario_a": {
@@ -225,7 +244,10 @@ def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
         },
         "scenario_b": {
             "alpha": alpha_b,
-            "p_value": "z of the best non-published ordering" + (" (audited and deviation: larger p)" * paired),
-            "nulls": [NULL_GAUSSIAN_B, *([NULL_PAIRED] if paired else [])],
+            "p_value": f"{gate:g} * p_lift when p_familiar <= {gate:g}: the highest ordering's lift in nats above the"
+            " item's median" + (" deviation from the references' mean" if paired else "") + ", against the"
+            " unfamiliar items'; with too few of them to reach alpha_b (gate / alpha_b - 1), the z of the best"
+            " non-published ordering" + (" (audited and deviation: larger p)" * paired),
+            "nulls": [NULL_LIFT, NULL_FAMILIARITY, NULL_GAUSSIAN_B, *([NULL_PAIRED] if paired else [])],
         },
     }

@@ -29,7 +29,8 @@ import numpy as np
 
 from auditor.analysis.familiarity import pooled_p
 
-LIFT_GATE = 0.25  # p_familiar at or under this, and p_lift at or under alpha_b / LIFT_GATE
+LIFT_GATE = 0.25  # with references: p_familiar at or under this, and p_lift at or under alpha_b / LIFT_GATE
+LIFT_GATE_NO_REFERENCE = 0.15  # the same without a reference (chosen apart, bench/lift.py)
 UNFAMILIAR = 0.5  # the lift's comparison set: items whose p_familiar is above this
 
 NULL_LIFT = (
@@ -44,11 +45,19 @@ def lift(scores: np.ndarray[Any, Any]) -> tuple[int, float]:
     return best, float(scores[best] - np.median(scores))
 
 
-def lift_p(lifts: Mapping[str, float], p_familiar: Mapping[str, float | None]) -> dict[str, float | None]:
-    """Each item's p_lift against the unfamiliar items' lifts; all None when there are none (no familiarity
-    p-values, or every item familiar), and then scenario b falls back to the Gaussian z test."""
+def lift_p(
+    lifts: Mapping[str, float], p_familiar: Mapping[str, float | None], min_pool: int = 1
+) -> dict[str, float | None]:
+    """Each item's p_lift against the unfamiliar items' lifts; all None when there are fewer than `min_pool`
+    of them (no familiarity p-values, every item familiar, or too few for p_lift to reach the level asked,
+    see `min_pool_for`), and then scenario b falls back to the Gaussian z test."""
     pool = [x for key, x in lifts.items() if math.isfinite(x) and (p_familiar.get(key) or 0.0) > UNFAMILIAR]
-    return dict(pooled_p(lifts, pool)) if pool else dict.fromkeys(lifts)
+    return dict(pooled_p(lifts, pool)) if pool and len(pool) >= min_pool else dict.fromkeys(lifts)
+
+
+def min_pool_for(alpha_b: float, gate: float) -> int:
+    """The fewest unfamiliar items with which the gated test can flag at all: gate / (n + 1) <= alpha_b."""
+    return max(1, math.ceil(gate / alpha_b - 1 - 1e-9))
 
 
 def gated_p(p_familiar: float, p_lift: float, gate: float = LIFT_GATE) -> float:

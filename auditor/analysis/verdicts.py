@@ -4,7 +4,8 @@ Item level (`flagged`, `decide_all`): per-item p-values, each from a stated null
 scenario a (published order) from the exact exchangeable null (rank / K) and the item's familiarity against
 the dataset's no-preference items (auditor/analysis/familiarity.py): rank 1 and familiar without a reference,
 rank and Min-K% gain combined with clean references (`--control-run`, repeatable); scenario b (another order,
-named) from exchangeable Gaussian scores. `alpha` is split 5/6 to a, 1/6 to b.
+named) from the highest ordering's lift against the unfamiliar items', gated on familiarity
+(auditor/analysis/lift.py). `alpha` is split 5/6 to a, 1/6 to b.
 
 Dataset level: ONE test decides, a permutation test of a pre-registered statistic combining the rank of
 the published order and its margin (auditor/analysis/combined.py), on the audited scores or, with
@@ -34,6 +35,7 @@ from auditor.analysis.combined import DRAWS, PermutationTest, permutation_test
 from auditor.analysis.detector import ItemStats
 from auditor.analysis.familiarity import familiarity_p
 from auditor.analysis.itemtests import (
+    ALPHA_B_SHARE,
     ItemTest,
     deviation,
     item_test,
@@ -41,6 +43,7 @@ from auditor.analysis.itemtests import (
     reference_means,
     reference_scores,
 )
+from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, lift, lift_p, min_pool_for
 from auditor.analysis.stats import benjamini_hochberg, leaked_fraction, poisson_binomial_sf, rank_sum_p_value
 from auditor.input.sensitivity import representative
 
@@ -88,16 +91,40 @@ def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: f
 def decide(v: ItemStats, null: Null, seed: int = 0, p_familiar: float | None = None) -> ItemTest:
     """One item's test; `p_familiar` (from `familiarity_p` over the whole dataset, see `decide_all`) adds the
     familiarity evidence, without it the item is judged on its orderings alone."""
+    return _decide(v, null, seed, p_familiar, None)
+
+
+def _decide(
+    v: ItemStats, null: Null, seed: int, p_familiar: float | None, lifted: tuple[int, float] | None
+) -> ItemTest:
     means = reference_means(v, null.references) if null.references else None
     ref, raw = means if means is not None else (None, None)
-    return item_test(v, ref, null.alpha, seed, raw_ref=raw, p_familiar=p_familiar)
+    return item_test(v, ref, null.alpha, seed, raw_ref=raw, p_familiar=p_familiar, lift=lifted)
 
 
 def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict[str, ItemTest]:
     """The default item rule on a whole dataset: each item's familiarity p-value is taken against the
-    dataset's no-preference items (auditor/analysis/familiarity.py), then each item is decided."""
+    dataset's no-preference items (auditor/analysis/familiarity.py), its lift against the unfamiliar items
+    (auditor/analysis/lift.py), then each item is decided."""
     fam = familiarity_p(verdicts, null.references)
-    return {v.id: decide(v, null, seed, fam[v.id]) for v in verdicts}
+    lifts = {v.id: _lift(v, null) for v in verdicts}
+    gate = LIFT_GATE if null.references else LIFT_GATE_NO_REFERENCE
+    p_lift = lift_p({key: t for key, (_, t) in lifts.items()}, fam, min_pool_for(null.alpha * ALPHA_B_SHARE, gate))
+    out = {}
+    for v in verdicts:
+        p = p_lift[v.id]
+        out[v.id] = _decide(v, null, seed, fam[v.id], None if p is None else (lifts[v.id][0], p))
+    return out
+
+
+def _lift(v: ItemStats, null: Null) -> tuple[int, float]:
+    """(highest ordering, lift) of the audited scores, or of their deviation from the references' mean (nan
+    when a reference lacks the item)."""
+    s = np.asarray(v.scores, dtype=float)
+    if not null.references:
+        return lift(s) if len(s) else (-1, math.nan)
+    means = reference_means(v, null.references)
+    return (-1, math.nan) if means is None or not len(s) else lift(s - means[1])
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:

@@ -77,7 +77,7 @@ def flagged_table(items: list[dict[str, Any]]) -> str:
         Column("scenario"),
         Column("question"),
         Column("options (published order)"),
-        Column("best ordering"),
+        Column("best ordering (b: named)"),
         Column("published score", True),
         Column("best score", True),
         Column("margin", True),
@@ -92,7 +92,9 @@ def flagged_table(items: list[dict[str, Any]]) -> str:
         answer = it.get("answer")
         opts = "".join(f"<li{' class=answer' if i == answer else ''}>{esc(o)}</li>" for i, o in enumerate(options))
         published = " ".join(_label(i) for i in range(n))
-        best = " ".join(_label(int(i)) for i in it["best_ordering"])
+        named = (it.get("p") or {}).get("b_ordering_index", -1) if it.get("scenario") == "b" else -1
+        shown = it["orderings"][named] if named >= 0 else it["best_ordering"]  # scenario b: the ordering named
+        best = " ".join(_label(int(i)) for i in shown)
         rows.append(
             [
                 text_cell(it["id"]),

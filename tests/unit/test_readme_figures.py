@@ -34,6 +34,9 @@ def test_the_readme_detection_table_is_the_saved_measurement() -> None:
     assert set(found) == set(ROWS), "the README's detection table lost a row"
     for row, rule in ROWS.items():
         assert found[row] == [*saved(1, rule), *saved(0, rule)], row
+    b = {seed: [shuffled_named(seed, rule) for rule in list(ROWS.values())[1:]] for seed in SAVED}
+    assert (f"{b[1][0]} of them without a reference\nand {b[1][1]} with the base on seed 1, {b[0][0]} and {b[0][1]} on"
+            " seed 0, with no clean item flagged under b") in readme  # fmt: skip
     counts = {seed: counted(seed) for seed in SAVED}
     assert re.search(rf"{counts[1][0]} leaked in their published order and\s+{counts[1][1]} clean", readme)
     assert re.search(rf"seed 0: {counts[0][0]} and {counts[0][1]}\)", readme)
@@ -44,3 +47,11 @@ def counted(seed: int) -> tuple[int, int]:
     data = json.loads((ROOT / "bench" / "results" / SAVED[seed]).read_text())
     a = next(r for r in data["rows"] if r["model"] == "epoch-3")["rules"][ROWS["auditor's default, no reference"]]["a"]
     return a["n_positive"], a["n_clean"]
+
+
+def shuffled_named(seed: int, rule: str) -> str:
+    """The share of shuffled leaks flagged under b with their trained order named (no clean item flagged under b)."""
+    data = json.loads((ROOT / "bench" / "results" / SAVED[seed]).read_text())
+    b = next(r for r in data["rows"] if r["model"] == "epoch-3")["rules"][rule]["b"]
+    assert b["fpr"] == 0.0, "the README says no clean item is flagged under b"
+    return f"{b['recall']:.2f}"

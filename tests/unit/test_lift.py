@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from auditor.analysis.detector import SpanScore, item_stats
+from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, gated_p, lift, lift_p, min_pool_for
+from auditor.analysis.verdicts import control_null, decide, decide_all, exchangeable_null
+from auditor.prompts.orderings import orderings_for
+
+PERMS = orderings_for(4, max_orderings=120, seed=0, item_id="x")
+ALPHA_B = 0.05 / 6
+
+
+def verdict(i: int, scores: np.ndarray, min_k: float):  # type: ignore[no-untyped-def,type-arg]
+    return item_stats(f"q{i}", "s", PERMS, [SpanScore(float(s), 3, 5) for s in scores], min_k=min_k)
+
+
+def _dataset(n: int, seed: int, *, shuffled: int = 0, rise: float = 12.0, gain: float = 3.0):  # type: ignore[no-untyped-def]
+    """n clean items of 24 orderings with per-item spread; the first `shuffled` items were trained in
+    ordering 7 (not the published one): it rises by `rise` nats and the text's Min-K% by `gain`."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        s = rng.normal(-50, rng.uniform(1, 3), size=24)
+        if i < shuffled:
+            s[7] += rise
+        out.append(verdict(i, s, float(rng.normal(-10, 1) + (gain if i < shuffled else 0.0))))
+    return out
+
+
+def test_lift_is_the_height_above_the_median_and_names_the_highest() -> None:
+    best, t = lift(np.array([1.0, 5.0, 2.0, 3.0]))
+    assert (best, t) == (1, pytest.approx(2.5))
+    assert gated_p(0.2, 0.01, 0.25) == pytest.approx(0.0025) and gated_p(0.3, 0.01, 0.25) == 1.0
+    # the comparison set is the unfamiliar items only (p_familiar > 0.5); an item with no p_familiar stays out
+    p = lift_p({"a": 1.0, "b": 2.0, "c": 9.0, "d": 0.5}, {"a": 0.9, "b": 0.7, "c": 0.1, "d": None})
+    assert p == {"a": 1.0, "b": pytest.approx(2 / 3), "c": pytest.approx(1 / 3), "d": 1.0}
+
+
+def test_clean_dataset_is_flagged_under_b_at_about_its_stated_size() -> None:
+    """No leak, familiarity independent of the scores: P(flag b) = q * alpha_b / q (best not published)."""
+    tests = decide_all(_dataset(4000, seed=1), exchangeable_null(alpha=0.05))
+    rate = np.mean([t.scenario == "b" for t in tests.values()])
+    assert all(t.p_lift is not None for t in tests.values())
+    assert rate < ALPHA_B + 3 * np.sqrt(ALPHA_B / 4000) and rate > 0.001  # a real test, at its size
+
+
+def test_shuffled_leaks_are_flagged_with_their_trained_order_named() -> None:
+    items = _dataset(400, seed=2, shuffled=60)
+    tests = decide_all(items, exchangeable_null(alpha=0.05))
+    leaks, clean = items[:60], items[60:]
+    named = [tests[v.id].scenario == "b" and tests[v.id].b_ordering == 7 for v in leaks]
+    assert np.mean(named) > 0.6
+    assert np.mean([tests[v.id].scenario == "b" for v in clean]) < 0.02
+    # the same rise without familiarity (a clean item's natural favourite ordering) is not flagged
+    flat = dataclasses.replace(leaks[0], id="natural", min_k=-12.0)
+    assert decide_all([*items, flat], exchangeable_null())["natural"].scenario is None
+    # outside a dataset (no p-values to compare with) the Gaussian z test decides, as before
+    assert decide(leaks[0], exchangeable_null()).p_lift is None
+
+
+def test_with_a_reference_an_ordering_both_models_prefer_is_not_a_leak() -> None:
+    """Natural order shared by the audited model and its reference: the audited scores alone name it, the
+    deviation from the reference does not."""
+    rng = np.random.default_rng(3)
+    audited, reference = [], []
+    for i in range(400):
+        base = rng.normal(-50, 2, size=24)
+        favourite = -50.0 + 15.0 * (i < 40)  # 40 items read best in ordering 5, for any model
+        base[5] = max(base[5], favourite)
+        mk = float(rng.normal(-10, 1))
+        audited.append(verdict(i, base + rng.normal(0, 0.5, size=24), mk + 2.0 * (i < 40)))
+        reference.append(verdict(i, base, mk))
+    alone = decide_all(audited, exchangeable_null())
+    paired = decide_all(audited, control_null([(reference, "ref")]))
+    favourites = [v.id for v in audited[:40]]
+    assert sum(alone[i].scenario == "b" for i in favourites) > 10  # familiar and risen: flagged without a reference
+    assert sum(paired[i].scenario == "b" for i in favourites) <= 2
+    assert LIFT_GATE > LIFT_GATE_NO_REFERENCE
+
+
+def test_without_unfamiliar_items_scenario_b_falls_back_to_the_gaussian_test() -> None:
+    items = [verdict(i, np.array([0.0] + [-5.0 - j for j in range(23)]), min_k=-10.0 + i / 10) for i in range(12)]
+    tests = decide_all(items, exchangeable_null())
+    assert all(t.p_lift is None and t.p_familiar is None for t in tests.values())
+    # too few unfamiliar items for p_lift to reach alpha_b / q: the z test again (a 20-item dataset)
+    assert min_pool_for(ALPHA_B, LIFT_GATE_NO_REFERENCE) == 17 and min_pool_for(ALPHA_B, LIFT_GATE) == 29
+    small = decide_all(_dataset(20, seed=4, shuffled=3), exchangeable_null())
+    assert all(t.p_lift is None and t.p_familiar is not None for t in small.values())
+    big = decide_all(_dataset(120, seed=4, shuffled=3), exchangeable_null())
+    assert all(t.p_lift is not None for t in big.values())
