@@ -48,6 +48,18 @@ def test_clean_dataset_is_flagged_under_b_at_about_its_stated_size() -> None:
     assert rate < ALPHA_B + 3 * np.sqrt(ALPHA_B / 4000) and rate > 0.001  # a real test, at its size
 
 
+def test_heavy_tailed_scores_keep_the_size_where_the_gaussian_z_test_does_not() -> None:
+    """Student-t (2 df) scores with a scale of their own per item: the z test's Gaussian null flags far more
+    than alpha_b; the lift, compared across items and gated on an independent familiarity, keeps its size."""
+    rng = np.random.default_rng(5)
+    items = [verdict(i, -50 + rng.uniform(0.5, 5) * rng.standard_t(2, size=24), float(rng.normal(-10, 1)))
+             for i in range(4000)]  # fmt: skip
+    lifted = np.mean([t.scenario == "b" for t in decide_all(items, exchangeable_null()).values()])
+    gaussian = np.mean([decide(v, exchangeable_null()).scenario == "b" for v in items])
+    assert gaussian > 0.1
+    assert lifted < ALPHA_B + 3 * np.sqrt(ALPHA_B / 4000)
+
+
 def test_shuffled_leaks_are_flagged_with_their_trained_order_named() -> None:
     items = _dataset(400, seed=2, shuffled=60)
     tests = decide_all(items, exchangeable_null(alpha=0.05))
