@@ -1,11 +1,13 @@
 """How far apart shuffled leaks and clean items are on scenario b's statistics (issue 17): an upper bound.
 
-    .venv/bin/python -m bench.scenario_b [--fpr 0.025] [--out bench/results/scenario_b.json]
+    .venv/bin/python -m bench.scenario_b [--fpr 0.025] [--subset e2e|full] [--out ...]
 
-Reads what bench/detection.py left (the e2e reports of epoch-3 and its base model under bench/results/runs,
-the canary's ground truth named in bench/results/detection-e2e-seed<S>.json). For every statistic a
-scenario-b rule can threshold - the z of the best ordering against the others, and the gap from the best
-to the second, on the audited scores s and on the deviation from the base d = s - s_base (nats) - it
+Reads what bench/detection.py left (the reports of epoch-3 and its base model under bench/results/runs,
+the canary's ground truth named in bench/results/detection-<subset>-seed<S>.json; writes
+bench/results/scenario_b.json for e2e, scenario_b-<subset>.json otherwise). For every statistic a
+scenario-b rule can threshold - the z of the best ordering against the others, the gap from the best to
+the second, and the lift (the best's height above the item's median, auditor/analysis/lift.py), on the
+audited scores s and on the deviation from the base d = s - s_base (nats) - it
 takes the best threshold chosen on the same data ("oracle": the lowest one that flags at most `--fpr` of
 the clean items whose best ordering is not the published one) and reports the shuffled leaks it would flag
 with their trained order named. No rule built on that statistic can do better on these items at that
@@ -24,21 +26,22 @@ import numpy as np
 from bench.detection import RESULTS, RUNS
 from bench.rules import verdicts_of
 
-STATS = ("z on s", "gap on s", "z on d", "gap on d")
+STATS = ("z on s", "gap on s", "lift on s", "z on d", "gap on d", "lift on d")
 
 
-def item_stats(values: np.ndarray[Any, Any]) -> tuple[int, float, float]:
-    """(index of the best, its z against the others, its gap to the second)."""
+def item_stats(values: np.ndarray[Any, Any]) -> tuple[int, float, float, float]:
+    """(index of the best, its z against the others, its gap to the second, its lift above the median)."""
     best = int(np.argmax(values))
     rest = np.delete(values, best)
     sd = float(rest.std(ddof=1))
-    return best, (float(values[best]) - float(rest.mean())) / sd if sd else 0.0, float(values[best] - rest.max())
+    z = (float(values[best]) - float(rest.mean())) / sd if sd else 0.0
+    return best, z, float(values[best] - rest.max()), float(values[best] - np.median(values))
 
 
-def rows_for(seed: int) -> tuple[list[dict[str, Any]], str]:
-    saved = json.loads((RESULTS / f"detection-e2e-seed{seed}.json").read_text())
+def rows_for(seed: int, subset: str = "e2e") -> tuple[list[dict[str, Any]], str]:
+    saved = json.loads((RESULTS / f"detection-{subset}-seed{seed}.json").read_text())
     truth = json.loads((Path(saved["canary"]) / "ground_truth.json").read_text())["items"]
-    runs = (RUNS if seed == 0 else RUNS / f"seed{seed}") / "e2e"
+    runs = (RUNS if seed == 0 else RUNS / f"seed{seed}") / subset
     audited = verdicts_of(json.loads((runs / "epoch-3" / "report.json").read_text()))
     base = {v.id: v for v in verdicts_of(json.loads((runs / "base" / "report.json").read_text()))}
     rows = []
@@ -53,8 +56,9 @@ def rows_for(seed: int) -> tuple[list[dict[str, Any]], str]:
         trained = next((k for k, p in enumerate(v.orderings) if list(p) == t.get("order")), None)
         row: dict[str, Any] = {"status": t["status"], "trained": trained}
         for name, values in (("s", s), ("d", d)):
-            best, z, gap = item_stats(values)
+            best, z, gap, lift = item_stats(values)
             row[f"best on {name}"], row[f"z on {name}"], row[f"gap on {name}"] = best, z, gap
+            row[f"lift on {name}"] = lift
         rows.append(row)
     return rows, saved["canary"]
 
@@ -78,15 +82,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     ap.add_argument("--fpr", type=float, default=0.025)
     ap.add_argument("--seeds", type=int, nargs="*", default=[0, 1])
-    ap.add_argument("--out", type=Path, default=RESULTS / "scenario_b.json")
+    ap.add_argument("--subset", choices=("e2e", "full"), default="e2e")
+    ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
-    result: dict[str, Any] = {"fpr": args.fpr, "seeds": {}}
+    args.out = args.out or RESULTS / ("scenario_b.json" if args.subset == "e2e" else f"scenario_b-{args.subset}.json")
+    result: dict[str, Any] = {"fpr": args.fpr, "subset": args.subset, "seeds": {}}
     print(f"scenario b, best threshold chosen on the same items (an upper bound), clean FPR <= {args.fpr:.1%}")
     print("| seed | statistic | shuffled leaks | trained order is the best | recall | clean flagged |"
           " trained-and-best values | clean: median, 90%, 97.5% |")  # fmt: skip
     print("|---|---|---:|---:|---:|---:|---|---|")
     for seed in args.seeds:
-        rows, canary = rows_for(seed)
+        rows, canary = rows_for(seed, args.subset)
         out = {stat: oracle(rows, stat, args.fpr) for stat in STATS}
         result["seeds"][str(seed)] = {"canary": canary, "statistics": out}
         for stat, o in out.items():
