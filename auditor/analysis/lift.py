@@ -9,7 +9,9 @@ trained one's first options too (a z of 1.1-3.6 on the canaries' shuffled leaks,
 reaches 3.0-3.2).
 
 A nats threshold has no distribution-free null per item, so each item's lift is compared with the dataset's
-unfamiliar items, those whose familiarity p-value (auditor/analysis/familiarity.py) is above 0.5:
+unfamiliar items with as many orderings (the maximum of more orderings is larger: unstratified, 24-ordering
+items mixed half and half with 6-ordering ones were flagged at twice alpha_b), those whose familiarity p-value
+(auditor/analysis/familiarity.py) is above 0.5:
 p_lift = (1 + #{unfamiliar items whose lift is at or above it}) / (n + 1). Null: an item's lift is
 exchangeable with the other items' and independent of its familiarity, so the unfamiliar half is a random
 sample of the lifts (leaks, being familiar, mostly stay out of it). The rule gates on familiarity and the
@@ -46,13 +48,22 @@ def lift(scores: np.ndarray[Any, Any]) -> tuple[int, float]:
 
 
 def lift_p(
-    lifts: Mapping[str, float], p_familiar: Mapping[str, float | None], min_pool: int = 1
+    lifts: Mapping[str, float],
+    p_familiar: Mapping[str, float | None],
+    min_pool: int = 1,
+    groups: Mapping[str, int] | None = None,
 ) -> dict[str, float | None]:
-    """Each item's p_lift against the unfamiliar items' lifts; all None when there are fewer than `min_pool`
-    of them (no familiarity p-values, every item familiar, or too few for p_lift to reach the level asked,
-    see `min_pool_for`), and then scenario b falls back to the Gaussian z test."""
-    pool = [x for key, x in lifts.items() if math.isfinite(x) and (p_familiar.get(key) or 0.0) > UNFAMILIAR]
-    return dict(pooled_p(lifts, pool)) if pool and len(pool) >= min_pool else dict.fromkeys(lifts)
+    """Each item's p_lift against the unfamiliar items' lifts of its group (`groups`: item -> its number of
+    orderings; the maximum over more orderings is larger, so a 24-ordering item is compared with 24-ordering
+    items only); None for a group with fewer than `min_pool` unfamiliar items (no familiarity p-values, every
+    item familiar, or too few for p_lift to reach the level asked, see `min_pool_for`): scenario b then falls
+    back to the Gaussian z test for its items."""
+    out: dict[str, float | None] = {}
+    for group in sorted(set((groups or {}).get(key, 0) for key in lifts)):
+        members = {key: x for key, x in lifts.items() if (groups or {}).get(key, 0) == group}
+        pool = [x for key, x in members.items() if math.isfinite(x) and (p_familiar.get(key) or 0.0) > UNFAMILIAR]
+        out |= dict(pooled_p(members, pool)) if pool and len(pool) >= min_pool else dict.fromkeys(members)
+    return out
 
 
 def min_pool_for(alpha_b: float, gate: float) -> int:

@@ -109,7 +109,9 @@ def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict
     fam = familiarity_p(verdicts, null.references)
     lifts = {v.id: _lift(v, null) for v in verdicts}
     gate = LIFT_GATE if null.references else LIFT_GATE_NO_REFERENCE
-    p_lift = lift_p({key: t for key, (_, t) in lifts.items()}, fam, min_pool_for(null.alpha * ALPHA_B_SHARE, gate))
+    min_pool = min_pool_for(null.alpha * ALPHA_B_SHARE, gate)
+    groups = {v.id: v.n_orderings for v in verdicts}
+    p_lift = lift_p({key: t for key, (_, t) in lifts.items()}, fam, min_pool, groups)
     out = {}
     for v in verdicts:
         p = p_lift[v.id]

@@ -60,6 +60,26 @@ def test_heavy_tailed_scores_keep_the_size_where_the_gaussian_z_test_does_not() 
     assert lifted < ALPHA_B + 3 * np.sqrt(ALPHA_B / 4000)
 
 
+def test_items_are_compared_with_items_of_as_many_orderings() -> None:
+    """Half 3-option (6 orderings), half 4-option (24) clean items: the maximum of 24 orderings rises further,
+    so each group keeps alpha_b only when compared within itself (unstratified: 1.7% vs 0.4%)."""
+    p6 = orderings_for(3, max_orderings=120, seed=0, item_id="x")
+    rng = np.random.default_rng(6)
+    items = []
+    for i in range(6000):
+        perms = PERMS if i % 2 else p6
+        s = rng.normal(-50, 2, size=len(perms))
+        items.append(item_stats(f"q{i}", "s", perms, [SpanScore(float(x), 3, 5) for x in s],
+                                min_k=float(rng.normal(-10, 1))))  # fmt: skip
+    tests = decide_all(items, exchangeable_null())
+    for k in (6, 24):
+        rate = np.mean([tests[v.id].scenario == "b" for v in items if v.n_orderings == k])
+        assert rate < ALPHA_B + 3 * np.sqrt(ALPHA_B / 3000), k
+    # a's lift, the highest, is compared with its own group only (itself), c's with c and b
+    p = lift_p({"a": 5.0, "b": 1.0, "c": 2.0}, dict.fromkeys("abc", 0.9), groups={"a": 6, "b": 24, "c": 24})
+    assert p == {"a": 1.0, "b": 1.0, "c": pytest.approx(2 / 3)}
+
+
 def test_shuffled_leaks_are_flagged_with_their_trained_order_named() -> None:
     items = _dataset(400, seed=2, shuffled=60)
     tests = decide_all(items, exchangeable_null(alpha=0.05))
