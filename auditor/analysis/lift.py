@@ -36,8 +36,9 @@ LIFT_GATE_NO_REFERENCE = 0.15  # the same without a reference (chosen apart, ben
 UNFAMILIAR = 0.5  # the lift's comparison set: items whose p_familiar is above this
 
 NULL_LIFT = (
-    "lift exchangeable across items and independent of familiarity: the best ordering's deviation in nats"
-    f" above the item's median, against the unfamiliar items' (p_familiar > {UNFAMILIAR:g})"
+    "lift exchangeable across items and independent of familiarity: the highest ordering's height in nats above"
+    " the item's median (with references: of the deviation from their mean), against the unfamiliar items'"
+    f" (p_familiar > {UNFAMILIAR:g}) with as many orderings"
 )
 
 
