@@ -59,9 +59,10 @@ def lift_p(
     items only); None for a group with fewer than `min_pool` unfamiliar items (no familiarity p-values, every
     item familiar, or too few for p_lift to reach the level asked, see `min_pool_for`): scenario b then falls
     back to the Gaussian z test for its items."""
+    group_of = groups or {}
     out: dict[str, float | None] = {}
-    for group in sorted(set((groups or {}).get(key, 0) for key in lifts)):
-        members = {key: x for key, x in lifts.items() if (groups or {}).get(key, 0) == group}
+    for group in sorted({group_of.get(key, 0) for key in lifts}):
+        members = {key: x for key, x in lifts.items() if group_of.get(key, 0) == group}
         pool = [x for key, x in members.items() if math.isfinite(x) and (p_familiar.get(key) or 0.0) > UNFAMILIAR]
         out |= dict(pooled_p(members, pool)) if pool and len(pool) >= min_pool else dict.fromkeys(members)
     return out

@@ -91,13 +91,19 @@ def control_null(references: Sequence[tuple[Sequence[ItemStats], str]], alpha: f
 def decide(v: ItemStats, null: Null, seed: int = 0, p_familiar: float | None = None) -> ItemTest:
     """One item's test; `p_familiar` (from `familiarity_p` over the whole dataset, see `decide_all`) adds the
     familiarity evidence, without it the item is judged on its orderings alone."""
-    return _decide(v, null, seed, p_familiar, None)
+    return _decide(v, null, seed, p_familiar, None, _means(v, null))
+
+
+Means = tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]] | None  # reference_means' result
+
+
+def _means(v: ItemStats, null: Null) -> Means:
+    return reference_means(v, null.references) if null.references else None
 
 
 def _decide(
-    v: ItemStats, null: Null, seed: int, p_familiar: float | None, lifted: tuple[int, float] | None
+    v: ItemStats, null: Null, seed: int, p_familiar: float | None, lifted: tuple[int, float] | None, means: Means
 ) -> ItemTest:
-    means = reference_means(v, null.references) if null.references else None
     ref, raw = means if means is not None else (None, None)
     return item_test(v, ref, null.alpha, seed, raw_ref=raw, p_familiar=p_familiar, lift=lifted)
 
@@ -107,7 +113,8 @@ def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict
     dataset's no-preference items (auditor/analysis/familiarity.py), its lift against the unfamiliar items
     (auditor/analysis/lift.py), then each item is decided."""
     fam = familiarity_p(verdicts, null.references)
-    lifts = {v.id: _lift(v, null) for v in verdicts}
+    means = {v.id: _means(v, null) for v in verdicts}  # once per item: the lift and the item test use them
+    lifts = {v.id: _lift(v, bool(null.references), means[v.id]) for v in verdicts}
     gate = LIFT_GATE if null.references else LIFT_GATE_NO_REFERENCE
     min_pool = min_pool_for(null.alpha * ALPHA_B_SHARE, gate)
     groups = {v.id: v.n_orderings for v in verdicts}
@@ -115,18 +122,17 @@ def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict
     out = {}
     for v in verdicts:
         p = p_lift[v.id]
-        out[v.id] = _decide(v, null, seed, fam[v.id], None if p is None else (lifts[v.id][0], p))
+        out[v.id] = _decide(v, null, seed, fam[v.id], None if p is None else (lifts[v.id][0], p), means[v.id])
     return out
 
 
-def _lift(v: ItemStats, null: Null) -> tuple[int, float]:
+def _lift(v: ItemStats, paired: bool, means: Means) -> tuple[int, float]:
     """(highest ordering, lift) of the audited scores, or of their deviation from the references' mean (nan
     when a reference lacks the item)."""
     s = np.asarray(v.scores, dtype=float)
-    if not null.references:
-        return lift(s) if len(s) else (-1, math.nan)
-    means = reference_means(v, null.references)
-    return (-1, math.nan) if means is None or not len(s) else lift(s - means[1])
+    if not len(s) or (paired and means is None):
+        return -1, math.nan
+    return lift(s if means is None else s - means[1])
 
 
 def representatives(verdicts: Sequence[ItemStats], groups: dict[str, str], seed: int = 0) -> list[ItemStats]:
