@@ -59,7 +59,8 @@ class Item:
     shift: float  # Min-K% gain over the base (nan: no reference)
 
 
-def _aligned(a: dict[str, Any], b: dict[str, Any]) -> np.ndarray[Any, Any]:
+def aligned(a: dict[str, Any], b: dict[str, Any]) -> np.ndarray[Any, Any]:
+    """b's scores in a's ordering order."""
     pos = {tuple(o): i for i, o in enumerate(b["orderings"])}
     return np.asarray(b["scores"], dtype=float)[[pos[tuple(o)] for o in a["orderings"]]]
 
@@ -76,7 +77,7 @@ def items_of(audited: dict[str, Any], base: dict[str, Any] | None) -> list[Item]
             continue
         rank_paired, shift = 0, float("nan")
         if r is not None:
-            dev = np.asarray(s, dtype=float) - _aligned(d, r)
+            dev = np.asarray(s, dtype=float) - aligned(d, r)
             rank_paired = 1 + int(np.sum(dev[1:] > dev[0]))  # ties: none in float scores of real runs
             shift = float(d["min_k"]) - float(r["min_k"])
         out.append(Item(d["id"], len(s), int(d["rank_random"]), rank_paired, float(d["min_k"]), shift))
@@ -132,12 +133,15 @@ def _ci(m: dict[str, Any], key: str) -> str:
     return f"[{lo:.2f},{hi:.2f}]"
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def canary_args(ap: argparse.ArgumentParser) -> None:
+    """The options that say which canary audit to read (this module's and bench/lift.py's)."""
     ap.add_argument("--canary-seed", type=int, default=0)
     ap.add_argument("--subset", choices=tuple(SUBSETS), default="full")
     ap.add_argument("--except-subset", choices=tuple(SUBSETS), default=None)
-    args = ap.parse_args()
+
+
+def canary_reports(args: argparse.Namespace) -> tuple[dict[str, dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """(ground truth, epoch 3's report, the base's report), both reports cut to the items asked for."""
     seed = args.canary_seed
     runs = (RUNS if seed == 0 else RUNS / f"seed{seed}") / args.subset
     det = json.loads((RESULTS / f"detection-{args.subset}-seed{seed}.json").read_text())
@@ -146,6 +150,15 @@ def main() -> None:
     keep = set(truth) - (set(subset(truth, SUBSETS[args.except_subset])) if args.except_subset else set())
     for r in (audited, base):
         r["items"] = [d for d in r["items"] if d["id"] in keep]
+    return truth, audited, base
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    canary_args(ap)
+    args = ap.parse_args()
+    seed = args.canary_seed
+    truth, audited, base = canary_reports(args)
     out: dict[str, Any] = {"canary_seed": seed, "subset": args.subset, "except": args.except_subset}
     both = items_of(audited, base)
     out["counts"] = {s: sum(truth[v.id]["status"] == s for v in both) for s in (LEAK, "leaked-shuffled", CLEAN)}

@@ -14,9 +14,10 @@ Candidates, written after looking at seed 0's 374 items only (seed 1's full run 
 gate p_familiar <= q and p_lift <= alpha_b / q for q in 0.5, 0.25, 0.15, 0.10 (size alpha_b under the two
 nulls), and the product p_familiar * p_lift with its exact null P(U1 U2 <= t) = t (1 - ln t) at alpha_b;
 each with the base as reference (B*) and without (N*, d = the audited scores, familiarity = Min-K%). The
-current default (Gaussian z of the best ordering) is the baseline. Chooser: the highest recall among the
-candidates whose clean FPR is <= 2.5% with a Wilson 95% upper bound <= 5%; ties to the smaller FPR, then to
-the earlier candidate; adopted only when it beats the baseline. Writes
+rule before (the package's Gaussian z test of the best ordering) is the baseline. Chooser (bench/familiarity.py's
+`choose`, its point-FPR cap at 2.5%): the highest recall among the candidates whose clean FPR is <= 2.5% with a
+Wilson 95% upper bound <= 5%; ties to the smaller FPR, then to the earlier candidate; adopted only when it
+beats the baseline. Writes
 bench/results/lift-<subset>[-except-<s>]-seed<S>.json.
 """
 
@@ -27,21 +28,18 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from auditor.analysis.familiarity import pooled_p
-from auditor.analysis.itemtests import ALPHA_B_SHARE, outlier_z, p_gaussian_b, standardised
+from auditor.analysis.itemtests import ALPHA_B_SHARE
 from auditor.analysis.lift import gated_p, lift, lift_p
-from auditor.analysis.verdicts import DEFAULT_ALPHA
-from bench.canary import ground_truth, subset
-from bench.detection import SUBSETS
-from bench.rules import metrics
+from auditor.analysis.verdicts import DEFAULT_ALPHA, control_null, decide, exchangeable_null
+from bench.detection import RESULTS
+from bench.familiarity import aligned, canary_args, canary_reports, choose
+from bench.rules import metrics, verdicts_of
 
-RESULTS = Path(__file__).parent / "results"
-RUNS = RESULTS / "runs"
 ALPHA_B = DEFAULT_ALPHA * ALPHA_B_SHARE  # 1/120
 SHUFFLED, CLEAN = "leaked-shuffled", "clean"
 GATES = (0.5, 0.25, 0.15, 0.10)
@@ -69,8 +67,7 @@ def items_of(audited: dict[str, Any], base: dict[str, Any] | None) -> tuple[list
         if base is not None:
             if b is None or not b.get("scores") or len(b["scores"]) != len(s):
                 continue
-            pos = {tuple(o): i for i, o in enumerate(b["orderings"])}
-            r = np.asarray(b["scores"], dtype=float)[[pos[tuple(o)] for o in d["orderings"]]]
+            r = aligned(d, b)
         ref_mk = float(b["min_k"]) if b is not None else math.nan
         scores = np.asarray(s, dtype=float)
         out.append(Item(d["id"], int(d["rank_random"]), len(s), scores, r, float(d["min_k"]), ref_mk))
@@ -78,8 +75,9 @@ def items_of(audited: dict[str, Any], base: dict[str, Any] | None) -> tuple[list
     return out, orderings
 
 
-def candidates(items: list[Item], with_base: bool) -> dict[str, dict[str, int]]:
-    """Rule name -> item id -> the ordering index flagged under scenario b (-1: not flagged)."""
+def candidates(items: list[Item], with_base: bool, before: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Rule name -> item id -> the ordering index flagged under scenario b (-1: not flagged); `before`: the
+    rule before's (`rule_before`)."""
     fam = {v.id: v.min_k - v.min_k_ref if with_base else v.min_k for v in items}
     p_f = pooled_p(fam, [fam[v.id] for v in items if 2 * v.rank > v.k])
     lifts = {v.id: lift(v.s - v.r if with_base and v.r is not None else v.s) for v in items}
@@ -100,19 +98,21 @@ def candidates(items: list[Item], with_base: bool) -> dict[str, dict[str, int]]:
     out = {name: {v.id: (lifts[v.id][0] if lifts[v.id][0] != 0 and f(v) else -1) for v in items}
            for name, f in rules.items()}  # fmt: skip
     out[f"{tag}0 default before: Gaussian z" + (" (audited and deviation)" * with_base)] = {
-        v.id: gaussian_b(v, with_base) for v in items
+        v.id: before[v.id] for v in items
     }
     return out
 
 
-def gaussian_b(v: Item, with_base: bool) -> int:
-    """The rule before (auditor/analysis/itemtests.py): the ordering named, or -1."""
-    best, z = outlier_z(v.s)
-    p = p_gaussian_b(z, v.k)
-    if with_base and v.r is not None:
-        best_d, z_d = outlier_z(standardised(v.s) - standardised(v.r))
-        p = max(p, p_gaussian_b(z_d, v.k)) if best_d == best else 1.0
-    return best if p <= ALPHA_B * (1 + 1e-9) else -1
+def rule_before(audited: dict[str, Any], base: dict[str, Any] | None, ids: set[str]) -> dict[str, int]:
+    """The rule before: the package's z test (`decide` without the dataset's p-values), the ordering it names
+    under b whether or not scenario a flags the item (as the candidates are scored), or -1."""
+
+    def stats(report: dict[str, Any]) -> list[Any]:
+        return verdicts_of({"items": [d for d in report["items"] if d["id"] in ids]})
+
+    null = control_null([(stats(base), "base")]) if base else exchangeable_null()
+    return {v.id: int(np.argmax(v.scores)) if decide(v, null).p_b <= ALPHA_B * (1 + 1e-9) else -1
+            for v in stats(audited)}  # fmt: skip
 
 
 def scored(
@@ -128,37 +128,25 @@ def scored(
     return m
 
 
-def choose(rows: dict[str, dict[str, Any]], names: list[str]) -> str | None:
-    ok = [(-rows[n]["recall"], rows[n]["fpr"], k, n) for k, n in enumerate(names)
-          if rows[n]["fpr"] <= 0.025 + 1e-12 and rows[n]["fpr_ci"][1] <= 0.05 + 1e-12]  # fmt: skip
-    return min(ok)[3] if ok else None
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    ap.add_argument("--canary-seed", type=int, default=0)
-    ap.add_argument("--subset", choices=tuple(SUBSETS), default="full")
-    ap.add_argument("--except-subset", choices=tuple(SUBSETS), default=None)
+    canary_args(ap)
     args = ap.parse_args()
     seed = args.canary_seed
-    runs = (RUNS if seed == 0 else RUNS / f"seed{seed}") / args.subset
-    det = json.loads((RESULTS / f"detection-{args.subset}-seed{seed}.json").read_text())
-    truth = ground_truth(Path(det["canary"]))
-    audited, base = (json.loads((runs / m / "report.json").read_text()) for m in ("epoch-3", "base"))
-    keep = set(truth) - (set(subset(truth, SUBSETS[args.except_subset])) if args.except_subset else set())
-    for r in (audited, base):
-        r["items"] = [d for d in r["items"] if d["id"] in keep]
+    truth, audited, base = canary_reports(args)
     both, orderings = items_of(audited, base)
     counts = {s: sum(truth[v.id]["status"] == s for v in both) for s in (SHUFFLED, CLEAN)}
     out: dict[str, Any] = {"canary_seed": seed, "subset": args.subset, "except": args.except_subset, "counts": counts}
-    rows = {n: scored(f, truth, orderings) for w in (False, True) for n, f in candidates(both, w).items()}
+    ids = {v.id for v in both}
+    before = {w: rule_before(audited, base if w else None, ids) for w in (False, True)}
+    rows = {n: scored(f, truth, orderings) for w in (False, True) for n, f in candidates(both, w, before[w]).items()}
     base_alone, _ = items_of(base, None)
-    out["base_alone_flagged"] = {n: float(np.mean([x >= 0 for x in f.values()]))
-                                 for n, f in candidates(base_alone, False).items()}  # fmt: skip
+    alone = candidates(base_alone, False, rule_before(base, None, {v.id for v in base_alone}))
+    out["base_alone_flagged"] = {n: float(np.mean([x >= 0 for x in f.values()])) for n, f in alone.items()}
     out["rules"] = rows
     for tag, key in (("N", "chosen_no_reference"), ("B", "chosen_with_reference")):
         names = [n for n in rows if n.startswith(tag) and not n.startswith(tag + "0")]
-        pick = choose(rows, names)
+        pick = choose(rows, names, fpr_cap=0.025)
         baseline = next(n for n in rows if n.startswith(tag + "0"))
         out[key] = pick if pick and rows[pick]["recall"] > rows[baseline]["recall"] else None
     print(f"canary seed {seed}, {args.subset}" + (f" except {args.except_subset}" if args.except_subset else ""),

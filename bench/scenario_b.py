@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from auditor.analysis.lift import lift
 from bench.detection import RESULTS, RUNS
 from bench.rules import verdicts_of
 
@@ -35,7 +36,7 @@ def item_stats(values: np.ndarray[Any, Any]) -> tuple[int, float, float, float]:
     rest = np.delete(values, best)
     sd = float(rest.std(ddof=1))
     z = (float(values[best]) - float(rest.mean())) / sd if sd else 0.0
-    return best, z, float(values[best] - rest.max()), float(values[best] - np.median(values))
+    return best, z, float(values[best] - rest.max()), lift(values)[1]
 
 
 def rows_for(seed: int, subset: str = "e2e") -> tuple[list[dict[str, Any]], str]:
