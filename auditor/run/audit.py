@@ -144,7 +144,7 @@ async def run_audit(
         used = collector.used if seq is not None and seq.decision else len(plan.items)
         judged = judge(plan, done[:used])
         scored_not_used = sum(d.fresh for d in done[used:])
-        first, last = _span(d.times for d in done)
+        first, last = _span(d.times for d in done[:used])  # the items behind the verdict (not those in flight)
         provenance = _provenance(cfg, plan, info, params, (first, last))
         if isinstance(provider, ReplicaSet):
             provenance["endpoint"]["replicas"] = provider.shares()
