@@ -19,6 +19,13 @@ rule before (the package's Gaussian z test of the best ordering) is the baseline
 Wilson 95% upper bound <= 5%; ties to the smaller FPR, then to the earlier candidate; adopted only when it
 beats the baseline. Writes
 bench/results/lift-<subset>[-except-<s>]-seed<S>.json.
+
+Then (B6, N6), written after seeds 0 and 1 had both been read for scenario b, before the seed-2 canary was
+read at all: the same gates as the defaults (0.25 with the base, 0.15 without) at a larger level for the lift
+test, `itemtests.levels`: alpha / 4 with a reference (a's product test keeps 3/4 of alpha, continuous, so it
+can give up a share), 5/12 of alpha without (a's rank-1-and-familiar test has that size, 1/48 at 0.05; b is
+given as much). With them the package names b over a when the ordering b names begins with another option
+than the published order. Seeds 0 and 1 were the data this was chosen on; the seed-2 canary is read once.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from auditor.analysis.familiarity import pooled_p
-from auditor.analysis.itemtests import ALPHA_B_SHARE
+from auditor.analysis.itemtests import ALPHA_B_SHARE, levels
 from auditor.analysis.lift import gated_p, lift, lift_p
 from auditor.analysis.verdicts import DEFAULT_ALPHA, control_null, decide, exchangeable_null
 from bench.detection import RESULTS
@@ -83,8 +90,8 @@ def candidates(items: list[Item], with_base: bool, before: dict[str, int]) -> di
     lifts = {v.id: lift(v.s - v.r if with_base and v.r is not None else v.s) for v in items}
     p_l = lift_p({i: t for i, (_, t) in lifts.items()}, dict(p_f))
 
-    def gate(q: float) -> Callable[[Item], bool]:
-        return lambda v: gated_p(p_f[v.id], p_l[v.id] or 1.0, q) <= ALPHA_B * (1 + 1e-9)
+    def gate(q: float, alpha_b: float = ALPHA_B) -> Callable[[Item], bool]:
+        return lambda v: gated_p(p_f[v.id], p_l[v.id] or 1.0, q) <= alpha_b * (1 + 1e-9)
 
     def product(v: Item) -> bool:
         t = p_f[v.id] * (p_l[v.id] or 1.0)
@@ -95,6 +102,9 @@ def candidates(items: list[Item], with_base: bool, before: dict[str, int]) -> di
         f"{tag}{n} p_f <= {q:g} & p_lift <= alpha_b/{q:g}": gate(q) for n, q in enumerate(GATES, 1)
     }
     rules[f"{tag}{len(GATES) + 1} product p_f * p_lift (exact) <= alpha_b"] = product
+    q6 = 0.25 if with_base else 0.15  # the defaults' gates, at the lift test's level of itemtests.levels
+    alpha6 = levels(DEFAULT_ALPHA, with_base, True, True)[1]
+    rules[f"{tag}{len(GATES) + 2} p_f <= {q6:g} & p_lift <= {alpha6:.4g}/{q6:g}"] = gate(q6, alpha6)
     out = {name: {v.id: (lifts[v.id][0] if lifts[v.id][0] != 0 and f(v) else -1) for v in items}
            for name, f in rules.items()}  # fmt: skip
     out[f"{tag}0 default before: Gaussian z" + (" (audited and deviation)" * with_base)] = {
@@ -145,7 +155,7 @@ def main() -> None:
     out["base_alone_flagged"] = {n: float(np.mean([x >= 0 for x in f.values()])) for n, f in alone.items()}
     out["rules"] = rows
     for tag, key in (("N", "chosen_no_reference"), ("B", "chosen_with_reference")):
-        names = [n for n in rows if n.startswith(tag) and not n.startswith(tag + "0")]
+        names = [n for n in rows if n.startswith(tag) and n[1] in "12345"]  # the first choice's candidates
         pick = choose(rows, names, fpr_cap=0.025)
         baseline = next(n for n in rows if n.startswith(tag + "0"))
         out[key] = pick if pick and rows[pick]["recall"] > rows[baseline]["recall"] else None

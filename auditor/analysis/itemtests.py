@@ -28,18 +28,25 @@ Scenario b (leaked in another order, which the flag names): the default (`decide
 the lift (auditor/analysis/lift.py): the highest ordering's height in nats above the item's median (on the
 deviation from the references' mean when there are references), p_lift against the dataset's unfamiliar
 items, gated on familiarity: p_b = q * p_lift when p_familiar <= q (q = 0.25 with references, 0.15 without),
-the ordering named the highest one, not the published order. On the held-out canary 0.26 of the shuffled
-leaks named right with the base as reference, 0.17 without, at 0 of 184 clean items.
+the ordering named the highest one, not the published order.
 Without those p-values (`decide` on one item, or fewer unfamiliar items than q / alpha_b - 1 to compare with:
-29 with references, 17 without, at the default alpha; p_lift could not reach alpha_b / q) the rule before: the
+19 with references, 7 without, at the default alpha; p_lift could not reach alpha_b / q) the rule before: the
 best non-published ordering stands out from the others by its z-score (`outlier_score`, on d with
 references). The null is exchangeable Gaussian scores (simulated, seeded, per K): P(best is not the
 published order and its z >= observed). With references the best ordering must also be the best of the
 audited scores, and the p-value is the larger of the two (intersection-union again). It flagged none of the
 canaries' shuffled leaks: their z is 1.1-3.6, where clean items' best ordering reaches 3.0-3.2.
 
-The item's false-positive budget `alpha` is split: `ALPHA_B_SHARE` of it to scenario b, the rest to a.
-With the default alpha 0.05 and 24 orderings that is exactly 1/24 for a (rank 1; halved by the gate).
+Levels (`levels`): the item's false-positive budget `alpha` is split over the two scenarios. With the
+dataset's p-values and the lift: 3/4 to a's product test and 1/4 to the lift with references; without, a's
+rank-1-and-familiar test has size 5/6 * 1/2 of alpha and the lift is given the same (1/48 at 0.05). On one
+item alone and for the z test: 5/6 and 1/6 (with 24 orderings exactly 1/24 for a: rank 1). An item both
+tests flag is named b when the ordering b names begins with another option than the published order, else a:
+a trained order lifts the orderings that share its first option, so a published-order leak's highest
+deviation is often a sibling of the published order, a shuffled leak's seldom.
+Chosen in two steps on canaries: the lift and its gates on seed 0 (held-out seed 1: 0.26 of shuffled leaks
+named right with the base as reference, 0.17 without, at 0 of 184 clean items); the levels and the
+precedence on seeds 0 and 1 together, then read once on the seed-2 canary (docs/results.md).
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, NULL_LIFT, 
 
 FAMILIARITY_GATE = 0.5  # no reference: rank 1 is flagged only when p_familiar <= this (size alpha_a / 2)
 ALPHA_B_SHARE = 1 / 6  # of the item-level alpha; the rest goes to scenario a (0.05 * 5/6 = 1/24)
+LIFT_SHARE = 1 / 4  # with references and the lift test: b's share (a's product test is continuous: 3/4 of alpha)
 _SIM = 100_000
 _SIM_CHUNK = 2_048  # rows of the simulation drawn at a time (_gaussian_b_table)
 _EPS = 1e-9  # p <= alpha compares exact fractions computed in floating point (e.g. 1/24 vs 0.05 * 5/6)
@@ -179,6 +187,20 @@ class ItemTest:
                 "b_ordering_index": self.b_ordering}  # fmt: skip
 
 
+def levels(alpha: float, paired: bool, familiar: bool, lifted: bool) -> tuple[float, float]:
+    """(alpha_a, alpha_b): the item-level alpha split over the two scenarios' tests.
+
+    On one item alone (no familiarity) and for the z test: 5/6 and 1/6 (rank 1 of 24 is exactly 5/6 of
+    0.05). With the dataset's p-values and the lift test: with references a's product test takes 3/4 and
+    the lift 1/4; without, a's test (rank 1 and p_familiar <= FAMILIARITY_GATE) has size 5/6 * 1/2 of alpha
+    and the lift is given the same, 5/12 of alpha (1/48 at 0.05; a and b together 5/6). Either way the
+    lift's level stays under 2.5% at the default alpha."""
+    alpha_a = alpha * (1 - (LIFT_SHARE if paired and familiar else ALPHA_B_SHARE))
+    if not lifted:
+        return alpha_a, alpha * ALPHA_B_SHARE
+    return alpha_a, alpha * LIFT_SHARE if paired else alpha_a * FAMILIARITY_GATE
+
+
 def item_test(
     v: ItemStats,
     ref: np.ndarray[Any, Any] | None,
@@ -192,8 +214,8 @@ def item_test(
     scores in nats (the paired rank; without it the paired rank uses `ref`, the first version); `lift`:
     (the highest ordering, its p_lift) from `decide_all`, which with `p_familiar` decides scenario b."""
     k = v.n_orderings
-    alpha_b = alpha * ALPHA_B_SHARE
-    alpha_a = alpha - alpha_b
+    lifted = lift is not None and p_familiar is not None
+    alpha_a, alpha_b = levels(alpha, ref is not None, p_familiar is not None, lifted)
     p_ex = v.rank_random / k
     s = np.asarray(v.scores, dtype=float)
     best_s, z_s = outlier_z(s)
@@ -217,37 +239,42 @@ def item_test(
         best_s, p_lift = lift
         gate = LIFT_GATE if ref is not None else LIFT_GATE_NO_REFERENCE
         p_b = gated_p(p_familiar, p_lift, gate) if best_s != 0 else 1.0
-    if flag_a:
+    flag_b = p_b <= alpha_b * (1 + _EPS)
+    if flag_a and not (flag_b and p_lift is not None and v.orderings[best_s][0] != v.orderings[0][0]):
         return ItemTest(p_ex, p_pair, p_a, p_b, -1, True, "a", p_familiar, p_lift)
-    if p_b <= alpha_b * (1 + _EPS):
+    if flag_b:
         return ItemTest(p_ex, p_pair, p_a, p_b, best_s, True, "b", p_familiar, p_lift)
     return ItemTest(p_ex, p_pair, p_a, p_b, best_s if best_s != 0 else -1, False, None, p_familiar, p_lift)
 
 
 def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
     """What report.json says about where each threshold comes from."""
-    alpha_b = alpha * ALPHA_B_SHARE
+    alpha_a, alpha_b = levels(alpha, paired, True, True)
     gate = LIFT_GATE if paired else LIFT_GATE_NO_REFERENCE
     return {
         "alpha": alpha,
         "scenario_a": {
-            "alpha": alpha - alpha_b,
+            "alpha": alpha_a,
+            "size": alpha_a if paired else alpha_a * FAMILIARITY_GATE,
             "p_value": (
                 "P(rank/K * p_familiar <= observed): the published order's rank combined with its familiarity"
                 " (Min-K% gain over the references' mean), exact under both nulls"
                 if paired
                 else f"p_exchangeable, flagged only when p_familiar <= {FAMILIARITY_GATE:g} as well"
-                f" (size {(alpha - alpha_b) * FAMILIARITY_GATE:.4g} under both nulls)"
+                f" (size {alpha_a * FAMILIARITY_GATE:.4g} under both nulls)"
             ),
             "nulls": [NULL_EXCHANGEABLE, NULL_FAMILIARITY],
             "references": n_refs,
         },
         "scenario_b": {
             "alpha": alpha_b,
+            "alpha_fallback": levels(alpha, paired, True, False)[1],
             "p_value": f"{gate:g} * p_lift when p_familiar <= {gate:g}: the highest ordering's lift in nats above the"
             " item's median" + (" deviation from the references' mean" if paired else "") + ", against the"
             " unfamiliar items'; with too few of them to reach alpha_b (gate / alpha_b - 1), the z of the best"
-            " non-published ordering" + (" (audited and deviation: larger p)" * paired),
+            " non-published ordering" + (" (audited and deviation: larger p)" * paired) + " at alpha_fallback."
+            " An item both scenarios' tests flag is named under b when the ordering b names begins with another"
+            " option than the published order (a trained order lifts the orderings that share its first option)",
             "nulls": [NULL_LIFT, NULL_FAMILIARITY, NULL_GAUSSIAN_B, *([NULL_PAIRED] if paired else [])],
         },
     }

@@ -5,7 +5,7 @@ scenario a (published order) from the exact exchangeable null (rank / K) and the
 the dataset's no-preference items (auditor/analysis/familiarity.py): rank 1 and familiar without a reference,
 rank and Min-K% gain combined with clean references (`--control-run`, repeatable); scenario b (another order,
 named) from the highest ordering's lift against the unfamiliar items', gated on familiarity
-(auditor/analysis/lift.py). `alpha` is split 5/6 to a, 1/6 to b.
+(auditor/analysis/lift.py). `alpha` is split between them by `itemtests.levels`.
 
 Dataset level: ONE test decides, a permutation test of a pre-registered statistic combining the rank of
 the published order and its margin (auditor/analysis/combined.py), on the audited scores or, with
@@ -35,10 +35,10 @@ from auditor.analysis.combined import DRAWS, PermutationTest, permutation_test
 from auditor.analysis.detector import ItemStats
 from auditor.analysis.familiarity import familiarity_p
 from auditor.analysis.itemtests import (
-    ALPHA_B_SHARE,
     ItemTest,
     deviation,
     item_test,
+    levels,
     null_description,
     reference_means,
     reference_scores,
@@ -47,7 +47,7 @@ from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, lift, lift_
 from auditor.analysis.stats import benjamini_hochberg, leaked_fraction, poisson_binomial_sf, rank_sum_p_value
 from auditor.input.sensitivity import representative
 
-DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split over the two scenarios (itemtests.ALPHA_B_SHARE)
+DEFAULT_ALPHA = 0.05  # item-level false-positive rate, split over the two scenarios (itemtests.levels)
 DATASET_ALPHA = 1e-3  # what it takes to say "evidence of leakage" about a whole dataset
 
 
@@ -116,7 +116,7 @@ def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict
     means = {v.id: _means(v, null) for v in verdicts}  # once per item: the lift and the item test use them
     lifts = {v.id: _lift(v, bool(null.references), means[v.id]) for v in verdicts}
     gate = LIFT_GATE if null.references else LIFT_GATE_NO_REFERENCE
-    min_pool = min_pool_for(null.alpha * ALPHA_B_SHARE, gate)
+    min_pool = min_pool_for(levels(null.alpha, bool(null.references), True, True)[1], gate)
     groups = {v.id: v.n_orderings for v in verdicts}
     p_lift = lift_p({key: t for key, (_, t) in lifts.items()}, fam, min_pool, groups)
     out = {}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class FakeServer:
     model: str = "fake-model"
     preferred: set[str] = field(default_factory=set)
     bonus: float = 50.0
+    familiar: set[str] = field(default_factory=set)  # prompts holding one of these read as seen: no token below -2.5
     max_tokens_zero_ok: bool = True
     completion_requests: int = 0
     prompts_scored: int = 0
@@ -58,9 +60,10 @@ class FakeServer:
         toks = tokenize(prompt)
         lps: list[float | None] = [None]
         ctx = ""
+        floor = -2.5 if any(f in prompt for f in self.familiar) else -math.inf
         for t in toks[1:]:
             bonus = self.bonus / len(toks) if prompt in self.preferred else 0.0
-            lps.append(min(_lp(ctx, t) + bonus, -0.01))  # a log-probability is never above 0
+            lps.append(min(max(_lp(ctx, t), floor) + bonus, -0.01))  # a log-probability is never above 0
             ctx += t
         offsets, pos = [], 0
         for t in toks:

@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from auditor.analysis.detector import SpanScore, item_stats
+from auditor.analysis.itemtests import levels
 from auditor.analysis.lift import LIFT_GATE, LIFT_GATE_NO_REFERENCE, gated_p, lift, lift_p, min_pool_for
 from auditor.analysis.verdicts import control_null, decide, decide_all, exchangeable_null
 from auditor.prompts.orderings import orderings_for
 
 PERMS = orderings_for(4, max_orderings=120, seed=0, item_id="x")
-ALPHA_B = 0.05 / 6
+ALPHA_B = levels(0.05, paired=False, familiar=True, lifted=True)[1]  # the lift's level without a reference: 1/48
+ALPHA_B_PAIRED = levels(0.05, paired=True, familiar=True, lifted=True)[1]  # with references: 1/80
 
 
 def verdict(i: int, scores: np.ndarray, min_k: float):  # type: ignore[no-untyped-def,type-arg]
@@ -117,9 +119,38 @@ def test_without_unfamiliar_items_scenario_b_falls_back_to_the_gaussian_test() -
     items = [verdict(i, np.array([0.0] + [-5.0 - j for j in range(23)]), min_k=-10.0 + i / 10) for i in range(12)]
     tests = decide_all(items, exchangeable_null())
     assert all(t.p_lift is None and t.p_familiar is None for t in tests.values())
-    # too few unfamiliar items for p_lift to reach alpha_b / q: the z test again (a 20-item dataset)
-    assert min_pool_for(ALPHA_B, LIFT_GATE_NO_REFERENCE) == 17 and min_pool_for(ALPHA_B, LIFT_GATE) == 29
-    small = decide_all(_dataset(20, seed=4, shuffled=3), exchangeable_null())
+    # too few unfamiliar items for p_lift to reach alpha_b / q: the z test again (an 8-item dataset)
+    assert min_pool_for(ALPHA_B, LIFT_GATE_NO_REFERENCE) == 7 and min_pool_for(ALPHA_B_PAIRED, LIFT_GATE) == 19
+    small = decide_all(_dataset(8, seed=4, shuffled=3), exchangeable_null())
     assert all(t.p_lift is None and t.p_familiar is not None for t in small.values())
     big = decide_all(_dataset(120, seed=4, shuffled=3), exchangeable_null())
     assert all(t.p_lift is not None for t in big.values())
+
+
+def test_an_item_both_scenarios_flag_is_named_b_when_the_risen_ordering_starts_elsewhere() -> None:
+    """With a reference, a very familiar item passes a's product test whatever its published rank. When the
+    lift names an ordering that begins with another option than the published order (ordering 7 starts with
+    option 1), the rise is not the published order's: scenario b, that ordering named. When it begins with the
+    published order's first option (ordering 3: 0, 2, 3, 1) it cannot be told from a published-order leak,
+    whose highest deviation is often a sibling sharing its first option: scenario a."""
+    assert PERMS[7][0] != 0 and PERMS[3][0] == 0
+    rng = np.random.default_rng(7)
+    audited, reference = [], []
+    for i in range(800):
+        base = rng.normal(-50, 2, size=24)
+        mk = float(rng.normal(-10, 1))
+        s = base + rng.normal(0, 0.5, size=24)
+        if i < 30:
+            s[7 if i < 15 else 3] += 12.0  # trained in ordering 7 (first 15) or 3 (next 15)
+        audited.append(verdict(i, s, mk + 4.0 * (i < 30)))
+        reference.append(verdict(i, base, mk + float(rng.normal(0, 0.5))))
+    tests = decide_all(audited, control_null([(reference, "ref")]))
+    other, sibling = [tests[v.id] for v in audited[:15]], [tests[v.id] for v in audited[15:30]]
+    both = [t for t in other if t.p_a <= 0.05 * 3 / 4 and t.p_b <= ALPHA_B_PAIRED]  # a's test passed too
+    assert len(both) >= 5 and all(t.scenario == "b" and t.b_ordering == 7 for t in both)
+    assert sum(t.scenario == "b" and t.b_ordering == 7 for t in other) == 15
+    assert (
+        all(t.scenario == "a" for t in sibling if t.p_a <= 0.05 * 3 / 4)
+        and sum(t.scenario == "a" for t in sibling) >= 5
+    )
+    assert np.mean([tests[v.id].scenario == "b" for v in audited[30:]]) < ALPHA_B_PAIRED

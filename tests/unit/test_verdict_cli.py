@@ -42,8 +42,10 @@ def published(items: list[Item]) -> set[str]:
     return {PAPER.render(it, tuple(range(len(it.options)))).text for it in items}
 
 
-def audit(tmp_path: Path, ds: Path, preferred: set[str], *extra: str, out: str = "run") -> tuple[int, Path]:
-    server = FakeServer(preferred=preferred)
+def audit(
+    tmp_path: Path, ds: Path, preferred: set[str], *extra: str, out: str = "run", familiar: frozenset[str] = frozenset()
+) -> tuple[int, Path]:
+    server = FakeServer(preferred=preferred, familiar=set(familiar))
     router = respx.mock(assert_all_called=False)
     router.route(host="fake.test").mock(side_effect=server.handler)
     args = ["run", "--base-url", BASE, "--model", "fake-model", "--dataset", str(ds), "--out", str(tmp_path / out),
@@ -66,7 +68,7 @@ def test_terminal_report_md_and_report_json_say_the_same(tmp_path: Path, capsys:
     items = load_items(ds).items
     shuffled = items[20]  # scenario b: the model prefers another ordering of this item
     preferred = published(items[:12]) | {PAPER.render(shuffled, (2, 0, 3, 1)).text}
-    code, out = audit(tmp_path, ds, preferred)
+    code, out = audit(tmp_path, ds, preferred, familiar=frozenset({shuffled.question}))  # its text was seen too
     terminal = capsys.readouterr().out
     assert code == ExitCode.OK
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

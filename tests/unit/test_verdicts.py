@@ -150,7 +150,11 @@ def test_every_option_count_keeps_the_stated_false_positive_rate() -> None:
     assert rates[2] == 0.0 and rates[6] < 0.015  # scenario a impossible; only scenario b's 0.83% remains
     assert 0.03 < rates[24] < 0.065, rates
     js = null.to_json()
-    assert js["scenario_a"]["alpha"] + js["scenario_b"]["alpha"] == 0.05 and json.dumps(js, allow_nan=False)
+    # the dataset rule's levels: a's rank-1-and-familiar test has size 5/6 * 1/2 of alpha, b's lift the same
+    assert js["scenario_a"]["size"] == pytest.approx(0.05 / 2.4) == js["scenario_b"]["alpha"]
+    assert js["scenario_b"]["alpha_fallback"] == pytest.approx(0.05 / 6) and json.dumps(js, allow_nan=False)
+    paired = control_null([(items[24][:50], "ref")]).to_json()  # with references: 3/4 and 1/4, the whole alpha
+    assert paired["scenario_a"]["size"] + paired["scenario_b"]["alpha"] == pytest.approx(0.05)
 
 
 def test_nothing_scored_and_too_few_to_decide_are_verdicts_of_their_own() -> None:
