@@ -43,7 +43,9 @@ SUBSETS: dict[str, dict[str, int]] = {
 
 ROLES = {  # what each canary was to the rules (docs/results.md): neither tunes and reports the same rule
     0: "default canary: the paired-in-nats rule was measured on it, not chosen on it",
-    1: "held out from the rules of 8eae8e8; the paired-in-nats rule was chosen after seeing it",
+    1: "held out from the rules of 8eae8e8; the paired-in-nats rule was chosen after seeing it, scenario b's levels on"
+    " it and seed 0 (1ec8b17)",
+    2: "held out from every rule: built after scenario b's levels and precedence were chosen (1ec8b17), read once",
 }
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs"

@@ -51,6 +51,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", choices=sorted(MODELS), default="smollm2")
     ap.add_argument("--items", type=int, default=200)
+    ap.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="smollm2: serve on this port; the port of an earlier run reads its prompts from the cache"
+        " (the cache key holds the URL), so the report is rebuilt with today's rules, nothing rescored",
+    )
     args = ap.parse_args()
     runs = RESULTS / "runs" / "real"
     t0 = time.monotonic()
@@ -59,7 +66,7 @@ def main() -> None:
         run = audit_gemma(runs, *sample)
     else:
         run = audit_model(smollm2_dir(), MMLU_TEST, runs / "smollm2", runs / "cache.sqlite", runs / "smollm2.log",
-                          *sample)  # fmt: skip
+                          *sample, port=args.port)  # fmt: skip
     s = run.report["summary"]
     print(run.stdout)
     print(s["verdict_text"])
@@ -71,6 +78,7 @@ def main() -> None:
                                       "leaked_fraction", "n_flagged", "n_order_sensitive", "verdict", "verdict_test",
                                       "p_verdict", "verdict_text")},
         "seconds": {"server_start": run.server_start_s, "audit": run.seconds, "total": time.monotonic() - t0},
+        "prompts": next((ln.split(None, 1)[1] for ln in run.stdout.splitlines() if ln.startswith("prompts ")), None),
     }  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     name = "real_model.json" if args.model == "smollm2" else f"real_model_{args.model}.json"

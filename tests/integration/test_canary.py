@@ -40,8 +40,11 @@ SPOT_BUDGET = 2_000_000
 # chosen on seed 0's 400 items, read on seed 1's 368 (without a reference 0.59 at clean FPR 0.027, with the base
 # 0.70 at 0.005). On this tier's 105 seed-0 items, from the stored audits of 2026-12-03 (the same scores as this
 # tier computes; bench/results/detection-e2e-seed0.json): alone 0.73 (33/45) at 0.00 (0/45), where rank 1 alone has
-# 0.76 at 0.07; paired with the base 0.82 (37/45) at 0.00; scenario b 0/45 clean.
-BOUNDS = {"alone_recall": 0.6, "alone_fpr": 0.05, "paired_recall": 0.65, "paired_fpr": 0.05, "b_fpr": 0.07}
+# 0.76 at 0.07; paired with the base 0.82 (37/45) at 0.00; scenario b 0/45 clean. Scenario b's levels and
+# precedence (itemtests.levels; chosen on seeds 0 and 1, read on seed 2): the shuffled leaks named right under b,
+# alone 0.20 (3/15) at 1/45 clean, with the base 0.27 (4/15) at 0/45; naming one by chance is 1/23 per flag.
+BOUNDS = {"alone_recall": 0.6, "alone_fpr": 0.05, "paired_recall": 0.65, "paired_fpr": 0.05, "b_fpr": 0.07,
+          "b_recall": 0.13}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +105,7 @@ def test_default_flags_are_calibrated(audits: dict[str, Any]) -> None:
     canary, truth = audits["canary"], audits["truth"]
     m = _rule(audits, "auditor, exchangeable (default)")
     assert m["a"]["recall"] >= BOUNDS["alone_recall"] and m["a"]["fpr"] <= BOUNDS["alone_fpr"]
+    assert m["b"]["recall"] >= BOUNDS["b_recall"] and m["b"]["fpr"] <= BOUNDS["b_fpr"]
     assert canary["summary"]["null"]["kind"] == "exchangeable"
     assert canary["summary"]["null"]["scenario_a"]["nulls"]  # report.json names the null of each threshold
     published = [it["flagged"] for it in canary["items"] if truth[it["id"]]["status"] == "leaked-published-order"]
@@ -111,7 +115,7 @@ def test_default_flags_are_calibrated(audits: dict[str, Any]) -> None:
 def test_paired_flags_with_the_base_model(audits: dict[str, Any]) -> None:
     m = _rule(audits, "auditor, paired with base (default)")
     assert m["a"]["recall"] >= BOUNDS["paired_recall"] and m["a"]["fpr"] <= BOUNDS["paired_fpr"]
-    assert m["b"]["fpr"] <= BOUNDS["b_fpr"]
+    assert m["b"]["recall"] >= BOUNDS["b_recall"] and m["b"]["fpr"] <= BOUNDS["b_fpr"]
 
 
 def test_dataset_verdict_flags_the_canary(audits: dict[str, Any]) -> None:
