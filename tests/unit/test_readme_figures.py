@@ -40,7 +40,7 @@ def test_the_readme_detection_table_is_the_saved_measurement() -> None:
     # scenario b: shuffled leaks flagged under b with their trained order named, and clean items flagged under b
     b = {seed: [epoch3(seed, rule)["b"] for rule in list(ROWS.values())[1:]] for seed in SAVED}
     named = ", ".join(f"{b[s][0]['recall']:.2f} / {b[s][1]['recall']:.2f} on seed {s}" for s in SAVED)
-    clean = " / ".join(f"{round(x['fpr'] * x['n_clean'])}" for s in SAVED for x in b[s])
+    clean = ", ".join(" / ".join(f"{round(x['fpr'] * x['n_clean'])}" for x in b[s]) + f" on seed {s}" for s in SAVED)
     assert f"named right: {named}" in " ".join(readme.split()), named
     assert f"clean items flagged under b: {clean}" in " ".join(readme.split()), clean
     counts = {seed: epoch3(seed, ROWS["auditor's default, no reference"])["a"] for seed in SAVED}
