@@ -103,7 +103,7 @@ def candidates(items: list[Item], with_base: bool, before: dict[str, int]) -> di
     }
     rules[f"{tag}{len(GATES) + 1} product p_f * p_lift (exact) <= alpha_b"] = product
     q6 = 0.25 if with_base else 0.15  # the defaults' gates, at the lift test's level of itemtests.levels
-    alpha6 = levels(DEFAULT_ALPHA, with_base, True, True)[1]
+    alpha6 = levels(DEFAULT_ALPHA, paired=with_base, familiar=True, lifted=True)[1]
     rules[f"{tag}{len(GATES) + 2} p_f <= {q6:g} & p_lift <= {alpha6:.4g}/{q6:g}"] = gate(q6, alpha6)
     out = {name: {v.id: (lifts[v.id][0] if lifts[v.id][0] != 0 and f(v) else -1) for v in items}
            for name, f in rules.items()}  # fmt: skip

@@ -187,7 +187,7 @@ class ItemTest:
                 "b_ordering_index": self.b_ordering}  # fmt: skip
 
 
-def levels(alpha: float, paired: bool, familiar: bool, lifted: bool) -> tuple[float, float]:
+def levels(alpha: float, *, paired: bool, familiar: bool, lifted: bool) -> tuple[float, float]:
     """(alpha_a, alpha_b): the item-level alpha split over the two scenarios' tests.
 
     On one item alone (no familiarity) and for the z test: 5/6 and 1/6 (rank 1 of 24 is exactly 5/6 of
@@ -215,7 +215,7 @@ def item_test(
     (the highest ordering, its p_lift) from `decide_all`, which with `p_familiar` decides scenario b."""
     k = v.n_orderings
     lifted = lift is not None and p_familiar is not None
-    alpha_a, alpha_b = levels(alpha, ref is not None, p_familiar is not None, lifted)
+    alpha_a, alpha_b = levels(alpha, paired=ref is not None, familiar=p_familiar is not None, lifted=lifted)
     p_ex = v.rank_random / k
     s = np.asarray(v.scores, dtype=float)
     best_s, z_s = outlier_z(s)
@@ -249,7 +249,7 @@ def item_test(
 
 def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
     """What report.json says about where each threshold comes from."""
-    alpha_a, alpha_b = levels(alpha, paired, True, True)
+    alpha_a, alpha_b = levels(alpha, paired=paired, familiar=True, lifted=True)
     gate = LIFT_GATE if paired else LIFT_GATE_NO_REFERENCE
     return {
         "alpha": alpha,
@@ -268,7 +268,7 @@ def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
         },
         "scenario_b": {
             "alpha": alpha_b,
-            "alpha_fallback": levels(alpha, paired, True, False)[1],
+            "alpha_fallback": levels(alpha, paired=paired, familiar=True, lifted=False)[1],
             "p_value": f"{gate:g} * p_lift when p_familiar <= {gate:g}: the highest ordering's lift in nats above the"
             " item's median" + (" deviation from the references' mean" if paired else "") + ", against the"
             " unfamiliar items'; with too few of them to reach alpha_b (gate / alpha_b - 1), the z of the best"

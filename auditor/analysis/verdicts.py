@@ -116,7 +116,7 @@ def decide_all(verdicts: Sequence[ItemStats], null: Null, seed: int = 0) -> dict
     means = {v.id: _means(v, null) for v in verdicts}  # once per item: the lift and the item test use them
     lifts = {v.id: _lift(v, bool(null.references), means[v.id]) for v in verdicts}
     gate = LIFT_GATE if null.references else LIFT_GATE_NO_REFERENCE
-    min_pool = min_pool_for(levels(null.alpha, bool(null.references), True, True)[1], gate)
+    min_pool = min_pool_for(levels(null.alpha, paired=bool(null.references), familiar=True, lifted=True)[1], gate)
     groups = {v.id: v.n_orderings for v in verdicts}
     p_lift = lift_p({key: t for key, (_, t) in lifts.items()}, fam, min_pool, groups)
     out = {}
