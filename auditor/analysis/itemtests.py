@@ -250,18 +250,19 @@ def item_test(
 def null_description(alpha: float, paired: bool, n_refs: int) -> dict[str, Any]:
     """What report.json says about where each threshold comes from."""
     alpha_a, alpha_b = levels(alpha, paired=paired, familiar=True, lifted=True)
+    size_a = alpha_a if paired else alpha_a * FAMILIARITY_GATE  # the product test is exact; the gate halves rank 1
     gate = LIFT_GATE if paired else LIFT_GATE_NO_REFERENCE
     return {
         "alpha": alpha,
         "scenario_a": {
             "alpha": alpha_a,
-            "size": alpha_a if paired else alpha_a * FAMILIARITY_GATE,
+            "size": size_a,
             "p_value": (
                 "P(rank/K * p_familiar <= observed): the published order's rank combined with its familiarity"
                 " (Min-K% gain over the references' mean), exact under both nulls"
                 if paired
                 else f"p_exchangeable, flagged only when p_familiar <= {FAMILIARITY_GATE:g} as well"
-                f" (size {alpha_a * FAMILIARITY_GATE:.4g} under both nulls)"
+                f" (size {size_a:.4g} under both nulls)"
             ),
             "nulls": [NULL_EXCHANGEABLE, NULL_FAMILIARITY],
             "references": n_refs,
